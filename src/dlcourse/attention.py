@@ -1,0 +1,377 @@
+"""Attention from scratch: masks, scaled dot-product attention, additive and multi-head attention.
+
+Conventions used throughout (the same as ``torch.nn.functional.scaled_dot_product_attention``):
+
+* row layout: one token per row, ``q: (..., T_q, D)``, ``k: (..., T_k, D)``, ``v: (..., T_k, D_v)``;
+* a boolean mask is ``True`` where a query **may** attend to a key (``nn.MultiheadAttention``
+  uses the opposite convention for its ``attn_mask`` and ``key_padding_mask``);
+* a query whose keys are all masked gets all-zero weights and a zero output (PyTorch's
+  ``scaled_dot_product_attention`` does the same; ``nn.MultiheadAttention`` returns NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = [
+    "AdditiveAttention",
+    "MultiHeadAttention",
+    "attention_cost",
+    "causal_mask",
+    "masked_softmax",
+    "merge_heads",
+    "padding_mask",
+    "scaled_dot_product_attention",
+    "self_attention_column",
+    "split_heads",
+]
+
+
+def causal_mask(
+    n: int, n_keys: int | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """Lower-triangular boolean mask ``(n, n_keys)``: query ``i`` may attend to key ``j <= i``.
+
+    ``M[i, j] = True`` iff ``j <= i`` (the top-left aligned causal mask of PyTorch's
+    ``is_causal=True``). ``n_keys`` defaults to ``n``.
+    """
+    n_keys = n if n_keys is None else n_keys
+    for name, value in (("n", n), ("n_keys", n_keys)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return torch.ones(n, n_keys, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(lengths: torch.Tensor, n: int) -> torch.Tensor:
+    """Boolean mask ``(B, n)`` that is ``True`` at the valid positions ``j < lengths[b]``.
+
+    ``lengths: (B,)`` integer valid lengths. To mask keys in attention scores ``(B, T_q, T_k)``
+    use ``padding_mask(lengths, T_k)[:, None, :]`` (add one more ``None`` for heads).
+    """
+    if not torch.is_tensor(lengths) or lengths.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {lengths!r}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must have an integer dtype, got {lengths.dtype}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if (lengths < 0).any() or (lengths > n).any():
+        raise ValueError(f"lengths must lie in [0, n={n}], got {lengths.tolist()}")
+    return torch.arange(n, device=lengths.device) < lengths[:, None]
+
+
+def _valid_lens_mask(scores: torch.Tensor, valid_lens: torch.Tensor) -> torch.Tensor:
+    """Key mask broadcastable to ``scores: (B, ..., T_q, T_k)`` from ``valid_lens`` (B,)/(B, T_q)."""
+    if not torch.is_tensor(valid_lens) or valid_lens.ndim not in (1, 2):
+        raise ValueError(f"valid_lens must be a (B,) or (B, T_q) tensor, got {valid_lens!r}")
+    if scores.ndim < 3 or valid_lens.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"valid_lens (B={valid_lens.shape[0]}) needs scores of shape (B, ..., T_q, T_k), "
+            f"got scores {tuple(scores.shape)}"
+        )
+    t_q, t_k = scores.shape[-2:]
+    if valid_lens.ndim == 2 and valid_lens.shape[1] != t_q:
+        raise ValueError(f"valid_lens must be (B, T_q={t_q}), got {tuple(valid_lens.shape)}")
+    lens = valid_lens.to(scores.device)
+    if lens.ndim == 1:
+        lens = lens.view(-1, *([1] * (scores.ndim - 1)))
+    else:
+        lens = lens.view(lens.shape[0], *([1] * (scores.ndim - 3)), t_q, 1)
+    return torch.arange(t_k, device=scores.device) < lens
+
+
+def masked_softmax(
+    scores: torch.Tensor,
+    valid_lens: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    dim: int = -1,
+) -> torch.Tensor:
+    """Softmax of ``scores`` over ``dim`` after removing masked entries.
+
+    ``p_j = exp(s_j) / sum_{l kept} exp(s_l)`` for kept ``j`` and ``p_j = 0`` for masked ``j``.
+    ``mask`` is boolean (``True`` = keep) and broadcastable to ``scores``; ``valid_lens``
+    (``(B,)`` or ``(B, T_q)``, only with ``dim=-1``) keeps the first ``valid_lens`` keys.
+    A slice with every entry masked gets all-zero weights (not NaN, not uniform).
+    """
+    if not torch.is_tensor(scores) or not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point tensor, got {type(scores).__name__}")
+    keep = None
+    if mask is not None:
+        if not torch.is_tensor(mask) or mask.dtype != torch.bool:
+            raise TypeError("mask must be a boolean tensor (True = keep)")
+        try:
+            torch.broadcast_shapes(mask.shape, scores.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"mask {tuple(mask.shape)} must broadcast to scores {tuple(scores.shape)}"
+            ) from None
+        keep = mask.to(scores.device)
+    if valid_lens is not None:
+        if dim not in (-1, scores.ndim - 1):
+            raise ValueError(f"valid_lens works along the last dim only, got dim={dim}")
+        by_len = _valid_lens_mask(scores, valid_lens)
+        keep = by_len if keep is None else keep & by_len
+    if keep is None:
+        return torch.softmax(scores, dim=dim)
+    keep = keep.expand_as(scores)
+    empty = ~keep.any(dim=dim, keepdim=True)  # rows with nothing left to attend to
+    # -inf makes exp() exactly 0; empty rows get 0 logits first so no NaN reaches the gradient.
+    filled = scores.masked_fill(~keep, float("-inf")).masked_fill(empty, 0.0)
+    return torch.softmax(filled, dim=dim).masked_fill(empty, 0.0)
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Attn(Q, K, V) = softmax(Q K^T * scale + M) V`` with ``scale = 1/sqrt(D)`` by default.
+
+    Shapes: ``q: (..., T_q, D)``, ``k: (..., T_k, D)``, ``v: (..., T_k, D_v)``; returns
+    ``(output (..., T_q, D_v), weights (..., T_q, T_k))``. Each row of ``weights`` sums to 1 (or
+    is all zero when every key of that query is masked), so each output row is a convex
+    combination of value rows. ``mask``: boolean (``True`` = may attend) or a float tensor added
+    to the scores; broadcastable to ``(..., T_q, T_k)``. ``causal=True`` also applies
+    ``causal_mask(T_q, T_k)``.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.is_tensor(t) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor")
+        if t.ndim < 2:
+            raise ValueError(f"{name} must be (..., T, D), got shape {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q (..., T_q, D) and k (..., T_k, D) need the same D, got {q.shape[-1]} and "
+            f"{k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k (..., T_k, D) and v (..., T_k, D_v) need the same T_k, got {k.shape[-2]} and "
+            f"{v.shape[-2]}"
+        )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
+    keep = None
+    if mask is not None:
+        if not torch.is_tensor(mask):
+            raise TypeError("mask must be a tensor (boolean: True = may attend; or float)")
+        if mask.dtype == torch.bool:
+            keep = mask
+        else:
+            scores = scores + mask
+    if causal:
+        tri = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+        keep = tri if keep is None else keep.to(q.device) & tri
+    weights = masked_softmax(scores, mask=keep)
+    return weights @ v, weights
+
+
+def self_attention_column(
+    I: torch.Tensor,  # noqa: E741  (the lecture's name for the input matrix)
+    Wq: torch.Tensor,
+    Wk: torch.Tensor,
+    Wv: torch.Tensor,
+) -> torch.Tensor:
+    """Self-attention in the lecture's column layout (one token per **column**).
+
+    ``Q = Wq I``, ``K = Wk I``, ``V = Wv I``; ``A' = softmax_col(K^T Q / sqrt(d_k))`` (softmax
+    over keys, i.e. down each column); ``O = V A'``. Shapes: ``I: (d_model, n)``,
+    ``Wq, Wk: (d_k, d_model)``, ``Wv: (d_v, d_model)``; returns ``O: (d_v, n)``. It equals the
+    transpose of the row-layout result with ``X = I^T`` and ``W_Q = Wq^T``.
+    """
+    if not torch.is_tensor(I) or I.ndim != 2:
+        raise ValueError(f"I must be a (d_model, n) matrix, got {getattr(I, 'shape', I)}")
+    d_model = I.shape[0]
+    for name, w in (("Wq", Wq), ("Wk", Wk), ("Wv", Wv)):
+        if not torch.is_tensor(w) or w.ndim != 2 or w.shape[1] != d_model:
+            raise ValueError(f"{name} must be (d_out, d_model={d_model}), got {tuple(w.shape)}")
+    if Wq.shape[0] != Wk.shape[0]:
+        raise ValueError(f"Wq and Wk need the same d_k, got {Wq.shape[0]} and {Wk.shape[0]}")
+    Q, K, V = Wq @ I, Wk @ I, Wv @ I  # (d_k, n), (d_k, n), (d_v, n)
+    A = K.T @ Q / math.sqrt(Q.shape[0])  # A[j, i] = k_j . q_i: rows are keys, columns queries
+    return V @ torch.softmax(A, dim=0)
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau scoring ``a(q, k) = w_v^T tanh(W_q q + W_k k)`` followed by a masked softmax.
+
+    ``forward(queries (B, T_q, q_dim), keys (B, T_k, k_dim), values (B, T_k, D_v),
+    valid_lens=None, mask=None) -> (output (B, T_q, D_v), weights (B, T_q, T_k))``.
+    """
+
+    def __init__(self, q_dim: int, k_dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        for name, value in (("q_dim", q_dim), ("k_dim", k_dim), ("hidden", hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.W_q = nn.Linear(q_dim, hidden, bias=False)
+        self.W_k = nn.Linear(k_dim, hidden, bias=False)
+        self.w_v = nn.Linear(hidden, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        valid_lens: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if queries.ndim != 3 or queries.shape[-1] != self.W_q.in_features:
+            raise ValueError(
+                f"queries must be (B, T_q, {self.W_q.in_features}), got {tuple(queries.shape)}"
+            )
+        if keys.ndim != 3 or keys.shape[-1] != self.W_k.in_features:
+            raise ValueError(
+                f"keys must be (B, T_k, {self.W_k.in_features}), got {tuple(keys.shape)}"
+            )
+        if values.ndim != 3 or values.shape[:2] != keys.shape[:2]:
+            raise ValueError(
+                f"values must be (B, T_k, D_v) with keys' B and T_k, got {tuple(values.shape)}"
+            )
+        # (B, T_q, 1, h) + (B, 1, T_k, h): every query meets every key; tanh, then w_v -> score
+        features = torch.tanh(self.W_q(queries)[:, :, None, :] + self.W_k(keys)[:, None, :, :])
+        scores = self.w_v(features).squeeze(-1)  # (B, T_q, T_k)
+        weights = masked_softmax(scores, valid_lens=valid_lens, mask=mask)
+        return self.dropout(weights) @ values, weights
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """``(B, T, d) -> (B, h, T, d/h)``: head ``i`` gets features ``i*d/h : (i+1)*d/h``."""
+    if not torch.is_tensor(x) or x.ndim != 3:
+        raise ValueError(f"x must be (B, T, d), got {getattr(x, 'shape', x)}")
+    if not isinstance(n_heads, int) or n_heads < 1 or x.shape[-1] % n_heads:
+        raise ValueError(f"n_heads must be a positive divisor of d={x.shape[-1]}, got {n_heads!r}")
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, h, T, d_h) -> (B, T, h * d_h)``, the inverse of ``split_heads`` (concatenation)."""
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise ValueError(f"x must be (B, h, T, d_h), got {getattr(x, 'shape', x)}")
+    b, h, t, d_h = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d_h)
+
+
+class MultiHeadAttention(nn.Module):
+    """``MHA(X) = [head_1; ...; head_h] W_O``, ``head_i = Attn(X W_Q^(i), X W_K^(i), X W_V^(i))``.
+
+    ``d_k = d_model / n_heads`` per head; ``4 d^2 + 4 d`` parameters (with bias) whatever
+    ``n_heads``. ``forward(x (B, T_q, d), kv=None (B, T_k, d), mask=None, causal=False,
+    valid_lens=None) -> (output (B, T_q, d), weights (B, h, T_q, T_k))``. Self-attention when
+    ``kv`` is None, cross-attention otherwise. ``mask`` is boolean (``True`` = may attend),
+    broadcastable to ``(B, h, T_q, T_k)``; ``valid_lens (B,)`` masks padded keys.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+        super().__init__()
+        if not isinstance(d_model, int) or d_model < 1:
+            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        if not isinstance(n_heads, int) or n_heads < 1 or d_model % n_heads:
+            raise ValueError(f"n_heads must divide d_model={d_model}, got {n_heads!r}")
+        self.d_model, self.n_heads = d_model, n_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        valid_lens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kv = x if kv is None else kv
+        for name, t in (("x", x), ("kv", kv)):
+            if not torch.is_tensor(t) or t.ndim != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(
+                    f"{name} must be (B, T, d_model={self.d_model}), got "
+                    f"{tuple(getattr(t, 'shape', ()))}"
+                )
+        if kv.shape[0] != x.shape[0]:
+            raise ValueError(f"x and kv need the same batch size, got {x.shape[0]}, {kv.shape[0]}")
+        q = split_heads(self.q_proj(x), self.n_heads)  # (B, h, T_q, d_k)
+        k = split_heads(self.k_proj(kv), self.n_heads)  # (B, h, T_k, d_k)
+        v = split_heads(self.v_proj(kv), self.n_heads)
+        if valid_lens is not None:
+            keys = padding_mask(valid_lens, kv.shape[1])[:, None, None, :].to(x.device)
+            mask = keys if mask is None else mask.to(x.device) & keys
+        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+        return self.out_proj(merge_heads(heads)), weights
+
+    @torch.no_grad()
+    def load_from_torch(self, m: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of ``m`` (``in_proj_weight`` = ``[W_q; W_k; W_v]`` stacked, rows =
+        outputs, and ``out_proj``) so that both modules compute the same function. Returns self.
+        """
+        if not isinstance(m, nn.MultiheadAttention):
+            raise TypeError(f"m must be an nn.MultiheadAttention, got {type(m).__name__}")
+        if m.embed_dim != self.d_model or m.num_heads != self.n_heads:
+            raise ValueError(
+                f"m has embed_dim={m.embed_dim}, num_heads={m.num_heads}; expected "
+                f"{self.d_model}, {self.n_heads}"
+            )
+        if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn:
+            raise ValueError("m must use one in_proj_weight, no bias_k/bias_v, no add_zero_attn")
+        has_bias = m.in_proj_bias is not None
+        if has_bias != (self.q_proj.bias is not None):
+            raise ValueError(f"m has bias={has_bias} but this module has the opposite")
+        for i, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+            rows = slice(i * self.d_model, (i + 1) * self.d_model)
+            proj.weight.copy_(m.in_proj_weight[rows])
+            if has_bias:
+                proj.bias.copy_(m.in_proj_bias[rows])
+        self.out_proj.weight.copy_(m.out_proj.weight)
+        if has_bias:
+            self.out_proj.bias.copy_(m.out_proj.bias)
+        return self
+
+
+def attention_cost(
+    kind: Literal["cnn", "rnn", "self_attention"],
+    n: int,
+    d: int,
+    k: int = 3,
+    n_heads: int = 1,
+) -> dict[str, int]:
+    """Cost of one layer mapping ``n`` tokens of width ``d`` to ``n`` tokens of width ``d``.
+
+    Returns ``multiply_adds`` (no biases or nonlinearities), ``sequential_steps`` (operations
+    that must wait for each other) and ``max_path_length`` (layers or steps a signal needs to
+    travel from the first token to the last):
+
+    * ``"cnn"``: ``Conv1d(d, d, k)``, same padding: ``k n d^2``; 1 step; ``ceil((n-1)/(k-1))``;
+    * ``"rnn"``: ``h_t = tanh(W_x x_t + W_h h_{t-1})``: ``2 n d^2``; ``n`` steps; ``n - 1``;
+    * ``"self_attention"``: scores and weighted sum ``2 n^2 d`` plus the Q, K, V and output
+      projections ``4 n d^2``; 1 step; path 1. Splitting into ``n_heads`` heads of width
+      ``d / n_heads`` leaves every term unchanged.
+    """
+    if kind not in ("cnn", "rnn", "self_attention"):
+        raise ValueError(f"kind must be 'cnn', 'rnn' or 'self_attention', got {kind!r}")
+    for name, value in (("n", n), ("d", d), ("n_heads", n_heads)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"k must be an int >= 2 (a kernel of 1 never connects tokens), got {k!r}")
+    if d % n_heads:
+        raise ValueError(f"n_heads must divide d={d}, got {n_heads}")
+    if kind == "cnn":
+        return {
+            "multiply_adds": k * n * d * d,
+            "sequential_steps": 1,
+            "max_path_length": -(-(n - 1) // (k - 1)),
+        }
+    if kind == "rnn":
+        return {"multiply_adds": 2 * n * d * d, "sequential_steps": n, "max_path_length": n - 1}
+    d_head = d // n_heads
+    mixing = n_heads * 2 * n * n * d_head  # Q K^T and A V, per head
+    return {"multiply_adds": mixing + 4 * n * d * d, "sequential_steps": 1, "max_path_length": 1}

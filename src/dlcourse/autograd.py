@@ -1,0 +1,380 @@
+"""Backpropagation from scratch, and the tools that check a gradient without trusting it.
+
+- ``Value``: a scalar that remembers how it was made. Each operation stores its parents and its
+  local derivatives; ``backward()`` orders the graph topologically and sweeps it once in reverse,
+  adding *upstream gradient x local derivative* into every parent.
+- ``numerical_grad`` and ``rel_error``: central finite differences and the relative error used by
+  every gradient check in the book.
+- ``two_layer_forward_backward``: the hand-derived backward pass of Linear-ReLU-Linear-softmax-CE
+  on a batch, in PyTorch's ``(out, in)`` weight layout.
+- ``plot_graph``: draws a ``Value`` graph with the forward value and the gradient of every node.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from .losses import log_softmax
+
+__all__ = [
+    "Value",
+    "numerical_grad",
+    "plot_graph",
+    "rel_error",
+    "two_layer_forward_backward",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# A scalar reverse-mode engine
+
+
+class Value:
+    """A scalar node of a computation graph: ``data`` (forward value) and ``grad`` (dL/d self).
+
+    ``parents`` are the inputs of the operation that produced the node and ``local_grads`` the
+    partial derivatives d self / d parent, evaluated during the forward pass. Supports ``+ - * /``
+    (with numbers on either side), ``** k`` for a number ``k``, ``relu``, ``tanh``, ``exp``,
+    ``log`` and the n-ary ``Value.sum``.
+    """
+
+    __slots__ = ("data", "grad", "parents", "local_grads", "op", "label")
+
+    def __init__(
+        self,
+        data: float,
+        parents: tuple[Value, ...] = (),
+        local_grads: tuple[float, ...] = (),
+        op: str = "",
+        label: str = "",
+    ):
+        if isinstance(data, Value) or not isinstance(data, numbers.Real):
+            raise TypeError(f"data must be a real number, got {type(data).__name__}")
+        if len(parents) != len(local_grads):
+            raise ValueError(
+                f"parents and local_grads must have the same length, got {len(parents)} "
+                f"and {len(local_grads)}"
+            )
+        self.data = float(data)
+        self.grad = 0.0
+        self.parents = tuple(parents)
+        self.local_grads = tuple(float(g) for g in local_grads)
+        self.op = op
+        self.label = label
+
+    def __repr__(self) -> str:
+        name = f"{self.label}: " if self.label else ""
+        return f"Value({name}data={self.data:.6g}, grad={self.grad:.6g})"
+
+    @staticmethod
+    def _lift(other: Value | float) -> Value:
+        if isinstance(other, Value):
+            return other
+        if isinstance(other, numbers.Real):
+            return Value(other)
+        raise TypeError(f"cannot combine a Value with {type(other).__name__}")
+
+    # binary operations: (result, (parents), (d result / d parent for each parent))
+    def __add__(self, other: Value | float) -> Value:
+        other = self._lift(other)
+        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
+
+    def __sub__(self, other: Value | float) -> Value:
+        other = self._lift(other)
+        return Value(self.data - other.data, (self, other), (1.0, -1.0), "-")
+
+    def __mul__(self, other: Value | float) -> Value:
+        other = self._lift(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
+
+    def __truediv__(self, other: Value | float) -> Value:
+        other = self._lift(other)
+        if other.data == 0.0:
+            raise ZeroDivisionError("division of a Value by zero")
+        q = self.data / other.data
+        return Value(q, (self, other), (1.0 / other.data, -q / other.data), "/")
+
+    def __radd__(self, other: float) -> Value:
+        return self._lift(other) + self
+
+    def __rsub__(self, other: float) -> Value:
+        return self._lift(other) - self
+
+    def __rmul__(self, other: float) -> Value:
+        return self._lift(other) * self
+
+    def __rtruediv__(self, other: float) -> Value:
+        return self._lift(other) / self
+
+    def __neg__(self) -> Value:
+        return Value(-self.data, (self,), (-1.0,), "neg")
+
+    def __pow__(self, k: float) -> Value:
+        if isinstance(k, Value) or not isinstance(k, numbers.Real):
+            raise TypeError(f"the exponent k must be a number, got {type(k).__name__}")
+        return Value(self.data**k, (self,), (k * self.data ** (k - 1),), f"**{k:g}")
+
+    # unary functions
+    def relu(self) -> Value:
+        """max(x, 0); its derivative at exactly 0 is taken as 0, as in PyTorch."""
+        return Value(max(self.data, 0.0), (self,), (1.0 if self.data > 0 else 0.0,), "relu")
+
+    def tanh(self) -> Value:
+        t = math.tanh(self.data)
+        return Value(t, (self,), (1.0 - t * t,), "tanh")
+
+    def exp(self) -> Value:
+        e = math.exp(self.data)
+        return Value(e, (self,), (e,), "exp")
+
+    def log(self) -> Value:
+        if self.data <= 0:
+            raise ValueError(f"log needs a positive Value, got data={self.data}")
+        return Value(math.log(self.data), (self,), (1.0 / self.data,), "log")
+
+    @staticmethod
+    def sum(values: Iterable[Value | float]) -> Value:
+        """One node for ``v_1 + ... + v_n`` (every local derivative is 1)."""
+        parents = tuple(Value._lift(v) for v in values)
+        if not parents:
+            raise ValueError("values must contain at least one term")
+        return Value(sum(p.data for p in parents), parents, (1.0,) * len(parents), "+")
+
+    # the backward pass
+    def topological_order(self) -> list[Value]:
+        """Every node this one depends on (itself last), each after all of its parents.
+
+        Depth-first post-order with an explicit stack, so deep graphs do not hit Python's
+        recursion limit.
+        """
+        order: list[Value] = []
+        seen: set[int] = set()
+        stack: list[tuple[Value, bool]] = [(self, False)]
+        while stack:
+            node, parents_done = stack.pop()
+            if parents_done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((p, False) for p in reversed(node.parents) if id(p) not in seen)
+        return order
+
+    def backward(self) -> None:
+        """Fill ``grad`` of every node with dself/dnode by one reverse sweep.
+
+        Intermediate gradients are recomputed from zero on each call; gradients of leaves
+        (nodes without parents) accumulate across calls, like ``.grad`` in PyTorch.
+        """
+        order = self.topological_order()
+        for node in order:
+            if node.parents:
+                node.grad = 0.0
+        self.grad += 1.0
+        for node in reversed(order):  # children before parents
+            for parent, local in zip(node.parents, node.local_grads, strict=True):
+                parent.grad += node.grad * local
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient checks
+
+
+def numerical_grad(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """Central differences :math:`(f(x + \\epsilon e_i) - f(x - \\epsilon e_i)) / 2\\epsilon`.
+
+    ``x``: floating tensor of any shape; ``f(x)`` must return one number. Returns a tensor shaped
+    like ``x``. The arithmetic happens in ``x``'s dtype, so pass float64: the truncation error
+    is :math:`O(\\epsilon^2)` but the rounding error is about ``u |f| / eps`` (``u`` = 1e-16 in
+    float64, 6e-8 in float32). Costs ``2 * x.numel()`` calls of ``f``: small inputs only.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    x = x.detach().clone()
+    flat = x.view(-1)
+    grad = torch.empty_like(flat)
+    for i in range(flat.numel()):  # one coordinate at a time: this is the definition
+        original = flat[i].clone()
+        flat[i] = original + eps
+        f_plus = f(x)
+        flat[i] = original - eps
+        f_minus = f(x)
+        flat[i] = original
+        if not torch.is_tensor(f_plus) or f_plus.numel() != 1:
+            raise ValueError("f must return a scalar tensor (one element)")
+        grad[i] = (f_plus.detach() - f_minus.detach()).reshape(()) / (2 * eps)
+    return grad.view_as(x)
+
+
+def rel_error(
+    a: torch.Tensor, b: torch.Tensor, tiny: float = 1e-12, elementwise: bool = False
+) -> float:
+    """Relative error of ``a`` against ``b`` (same shape), compared in float64.
+
+    Default: the largest absolute difference relative to the largest entry,
+    :math:`\\max_i|a_i-b_i| \\,/\\, \\max(\\max_i|a_i|, \\max_i|b_i|, \\text{tiny})`. With
+    ``elementwise=True``: :math:`\\max_i |a_i-b_i| / \\max(|a_i|, |b_i|, \\text{tiny})`, which
+    is stricter and flags a tiny entry (say 1e-5) whose finite-difference estimate carries the
+    usual 1e-10 absolute rounding error, even though nothing is wrong. ``tiny`` avoids 0/0.
+    """
+    if not (torch.is_tensor(a) and torch.is_tensor(b)):
+        raise TypeError("a and b must be torch tensors")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.numel() == 0:
+        return 0.0
+    a, b = a.detach().double(), b.detach().double().to(a.device)
+    if elementwise:
+        scale = torch.maximum(a.abs(), b.abs()).clamp(min=tiny)
+        return ((a - b).abs() / scale).max().item()
+    scale = max(a.abs().max().item(), b.abs().max().item(), tiny)
+    return (a - b).abs().max().item() / scale
+
+
+# ---------------------------------------------------------------------------------------------
+# A two-layer network by hand
+
+
+def _require(t: torch.Tensor, name: str, shape: Sequence[int], dtype: torch.dtype) -> None:
+    if not torch.is_tensor(t):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (the dtype of X), got {t.dtype}")
+
+
+def two_layer_forward_backward(
+    X: torch.Tensor,
+    Y_onehot: torch.Tensor,
+    W1: torch.Tensor,
+    b1: torch.Tensor,
+    W2: torch.Tensor,
+    b2: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss and hand-derived gradients of Linear-ReLU-Linear-softmax-cross-entropy.
+
+    Shapes: ``X: (B, D)``, ``Y_onehot: (B, C)`` (rows sum to 1), ``W1: (H, D)``, ``b1: (H,)``,
+    ``W2: (C, H)``, ``b2: (C,)`` (PyTorch's ``(out, in)`` layout). Forward::
+
+        Z1 = X W1^T + b1,  A1 = relu(Z1),  Z2 = A1 W2^T + b2,  P = softmax(Z2)
+        L  = -(1/B) sum_n sum_c Y[n, c] log P[n, c]
+
+    Backward (``G`` = dL/dZ, ``1[.]`` the ReLU mask with ReLU'(0) = 0)::
+
+        G2 = (P - Y) / B,         dW2 = G2^T A1,  db2 = sum_n G2[n]
+        G1 = (G2 W2) * 1[Z1 > 0], dW1 = G1^T X,   db1 = sum_n G1[n]
+
+    Returns ``(loss, grads)`` with ``grads`` keys ``W1, b1, W2, b2`` (shaped like the
+    parameters) and ``Z1: (B, H)``, ``Z2: (B, C)`` (the two deltas).
+    """
+    if not torch.is_tensor(X) or X.ndim != 2 or not X.is_floating_point():
+        raise ValueError(f"X must be a floating (B, D) tensor, got {getattr(X, 'shape', X)}")
+    (B, D), H = X.shape, (W1.shape[0] if torch.is_tensor(W1) and W1.ndim == 2 else -1)
+    C = W2.shape[0] if torch.is_tensor(W2) and W2.ndim == 2 else -1
+    if H < 1 or C < 1:
+        raise ValueError("W1 must be (H, D) and W2 must be (C, H) matrices")
+    _require(W1, "W1", (H, D), X.dtype)
+    _require(b1, "b1", (H,), X.dtype)
+    _require(W2, "W2", (C, H), X.dtype)
+    _require(b2, "b2", (C,), X.dtype)
+    _require(Y_onehot, "Y_onehot", (B, C), X.dtype)
+    ones = torch.ones(B, dtype=X.dtype, device=X.device)
+    if not torch.allclose(Y_onehot.sum(dim=1), ones, atol=1e-6):
+        raise ValueError("Y_onehot rows must sum to 1 (one-hot labels or distributions)")
+
+    # forward: keep every intermediate the backward pass will reuse
+    Z1 = X @ W1.T + b1
+    A1 = Z1.clamp(min=0)
+    Z2 = A1 @ W2.T + b2
+    logP = log_softmax(Z2, dim=1)
+    loss = -(Y_onehot * logP).sum(dim=1).mean()
+
+    # backward: upstream gradient times local derivative, layer by layer
+    G2 = (logP.exp() - Y_onehot) / B
+    dW2, db2 = G2.T @ A1, G2.sum(dim=0)
+    G1 = (G2 @ W2) * (Z1 > 0)
+    dW1, db1 = G1.T @ X, G1.sum(dim=0)
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "Z1": G1, "Z2": G2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing a Value graph
+
+
+def _layout(order: list[Value]) -> dict[int, tuple[float, float]]:
+    """Column = longest path from a leaf; row = mean row of the parents, then de-overlapped."""
+    depth: dict[int, int] = {}
+    for node in order:
+        depth[id(node)] = 1 + max((depth[id(p)] for p in node.parents), default=-1)
+    pos: dict[int, tuple[float, float]] = {}
+    leaves = [n for n in order if not n.parents]
+    for row, leaf in enumerate(leaves):
+        pos[id(leaf)] = (0.0, -float(row))
+    for level in range(1, max(depth.values(), default=0) + 1):
+        column = [n for n in order if depth[id(n)] == level]
+        wanted = sorted(
+            (sum(pos[id(p)][1] for p in n.parents) / len(n.parents), i)
+            for i, n in enumerate(column)
+        )
+        last = math.inf
+        for y, i in sorted(wanted, reverse=True):  # top to bottom, at least one row apart
+            y = min(y, last - 1.0)
+            pos[id(column[i])] = (float(level), y)
+            last = y
+    return pos
+
+
+def plot_graph(root: Value, ax=None, precision: int = 2):
+    """Draw the graph that produced ``root``: one box per node with its label, operation,
+    forward value and gradient (after ``root.backward()``); arrows follow the forward pass.
+
+    Returns the matplotlib ``Axes``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plot import PALETTE
+
+    if not isinstance(root, Value):
+        raise TypeError(f"root must be a Value, got {type(root).__name__}")
+    order = root.topological_order()
+    pos = _layout(order)
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax = ax or plt.subplots(figsize=(1.9 * (max(xs) + 1), 0.95 * (max(ys) - min(ys) + 1.6)))[1]
+    for node in order:
+        for parent in node.parents:
+            ax.annotate(
+                "",
+                xy=pos[id(node)],
+                xytext=pos[id(parent)],
+                arrowprops={"arrowstyle": "-|>", "color": "0.55", "shrinkA": 26, "shrinkB": 26},
+            )
+    for node in order:
+        x, y = pos[id(node)]
+        name = node.label or ""
+        if node.op:
+            name = f"{name} ({node.op})" if name else node.op
+        text = f"{name}\n{node.data:.{precision}f}\ngrad {node.grad:.{precision}f}"
+        colour = PALETTE["sky"] if not node.parents else PALETTE["orange"]
+        ax.text(
+            x, y, text, ha="center", va="center", fontsize=8,
+            bbox={"boxstyle": "round,pad=0.35", "facecolor": colour, "alpha": 0.35,
+                  "edgecolor": "0.4"},
+        )  # fmt: skip
+    ax.set_xlim(min(xs) - 0.55, max(xs) + 0.55)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
+    ax.axis("off")
+    return ax

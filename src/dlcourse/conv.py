@@ -1,0 +1,297 @@
+"""Convolution from scratch: the definition, the sliding window, im2col, sizes and counts.
+
+Two operations share the name "convolution":
+
+- true convolution flips the kernel, ``(f * g)[n] = sum_k f[k] g[n - k]``;
+- cross-correlation does not, ``(I ⋆ K)[i, j] = sum_{m,n} I[i + m, j + n] K[m, n]``, and is what
+  ``torch.nn.functional.conv2d`` (and every deep-learning framework) computes.
+
+``corr2d`` and ``conv2d_naive`` are loop references that show the definition (small inputs
+only); ``im2col`` + ``conv2d_im2col`` are the vectorised "unfold the patches, one matmul" form.
+Kernels run on whatever device their inputs are on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = [
+    "check_equivariance",
+    "conv1d_full",
+    "conv2d_im2col",
+    "conv2d_naive",
+    "conv_output_size",
+    "conv_params",
+    "corr2d",
+    "dense_equivalent_params",
+    "im2col",
+]
+
+IntPair = int | tuple[int, int]
+
+
+def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
+    """``3 -> (3, 3)``; check that both entries are ints >= ``minimum``."""
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    pair = (pair[0], pair[1])
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def _positive_int(value: int, name: str, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis.
+
+    ``floor((n + 2p - d(k - 1) - 1) / s) + 1``: the dilated kernel spans ``d(k - 1) + 1`` input
+    pixels, and a window that would stick out past the (padded) border is dropped, hence the
+    floor. Raises ``ValueError`` when the dilated kernel does not fit even once.
+    """
+    n = _positive_int(n, "n")
+    k = _positive_int(k, "k")
+    stride = _positive_int(stride, "stride")
+    padding = _positive_int(padding, "padding", minimum=0)
+    dilation = _positive_int(dilation, "dilation")
+    span = dilation * (k - 1) + 1
+    if n + 2 * padding < span:
+        raise ValueError(
+            f"the dilated kernel (k={k}, dilation={dilation} spans {span} pixels) does not fit in "
+            f"n + 2 * padding = {n + 2 * padding}"
+        )
+    return (n + 2 * padding - span) // stride + 1
+
+
+def conv_params(c_in: int, c_out: int, k: IntPair, groups: int = 1, bias: bool = True) -> int:
+    """Parameters of ``nn.Conv2d(c_in, c_out, k, groups=groups, bias=bias)``.
+
+    ``c_out * (c_in / groups) * k_h * k_w + c_out`` (the last term only with a bias): each of
+    the ``c_out`` kernels has shape ``(c_in / groups, k_h, k_w)``. The image size never appears.
+    """
+    c_in, c_out = _positive_int(c_in, "c_in"), _positive_int(c_out, "c_out")
+    groups = _positive_int(groups, "groups")
+    kh, kw = _pair(k, "k", 1)
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    return c_out * (c_in // groups) * kh * kw + (c_out if bias else 0)
+
+
+def dense_equivalent_params(
+    c_in: int, h_in: int, w_in: int, c_out: int, h_out: int, w_out: int, bias: bool = True
+) -> int:
+    """Parameters of the dense layer with the conv layer's input and output shapes.
+
+    ``(c_in h_in w_in) (c_out h_out w_out) + c_out h_out w_out``: every output unit sees every
+    input value, with its own weights and bias.
+    """
+    sizes = {"c_in": c_in, "h_in": h_in, "w_in": w_in, "c_out": c_out, "h_out": h_out,
+             "w_out": w_out}  # fmt: skip
+    for name, value in sizes.items():
+        _positive_int(value, name)
+    n_in, n_out = c_in * h_in * w_in, c_out * h_out * w_out
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def conv1d_full(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """True 1-D convolution from the definition, ``(f * g)[n] = sum_k f[k] g[n - k]``.
+
+    ``f: (L_f,)``, ``g: (L_g,)`` -> ``(L_f + L_g - 1,)`` ("full" mode, like ``np.convolve``).
+    All products ``f[k] g[n - k]`` are formed in one ``(L_f + L_g - 1, L_f)`` table; entries
+    where ``n - k`` falls outside ``g`` count as zero.
+    """
+    for name, t in (("f", f), ("g", g)):
+        if not torch.is_tensor(t) or t.ndim != 1 or t.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D tensor (L,)")
+    if f.device != g.device:
+        raise ValueError(f"f and g must be on one device, got {f.device} and {g.device}")
+    dtype = torch.promote_types(f.dtype, g.dtype)
+    n = torch.arange(len(f) + len(g) - 1, device=f.device)[:, None]
+    k = torch.arange(len(f), device=f.device)[None, :]
+    shift = n - k  # index into g for every (n, k)
+    valid = (shift >= 0) & (shift < len(g))
+    g_shifted = torch.where(valid, g.to(dtype)[shift.clamp(0, len(g) - 1)], 0)
+    return (f.to(dtype)[None, :] * g_shifted).sum(dim=1)
+
+
+def corr2d(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Single-channel "valid" cross-correlation with two loops (a reference; small inputs).
+
+    ``x: (H, W)``, ``k: (k_h, k_w)`` -> ``(H - k_h + 1, W - k_w + 1)`` with
+    ``y[i, j] = sum_{m,n} x[i + m, j + n] k[m, n]``.
+    """
+    if not torch.is_tensor(x) or x.ndim != 2:
+        raise ValueError("x must be a 2-D tensor (H, W)")
+    if not torch.is_tensor(k) or k.ndim != 2:
+        raise ValueError("k must be a 2-D tensor (k_h, k_w)")
+    kh, kw = k.shape
+    if kh > x.shape[0] or kw > x.shape[1] or kh * kw == 0:
+        raise ValueError(f"k {tuple(k.shape)} must be non-empty and fit in x {tuple(x.shape)}")
+    out = x.new_zeros(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = (x[i : i + kh, j : j + kw] * k).sum()
+    return out
+
+
+def _check_conv_args(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, groups: int
+) -> tuple[int, int]:
+    """Validate ``x: (N, C_in, H, W)``, ``w: (C_out, C_in/groups, k_h, k_w)``, ``b: (C_out,)``."""
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise ValueError("x must be a 4-D tensor (N, C_in, H, W)")
+    if not torch.is_tensor(w) or w.ndim != 4:
+        raise ValueError("w must be a 4-D tensor (C_out, C_in / groups, k_h, k_w)")
+    groups = _positive_int(groups, "groups")
+    c_in, c_out = x.shape[1], w.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide C_in={c_in} and C_out={c_out}")
+    if w.shape[1] != c_in // groups:
+        raise ValueError(
+            f"w must have shape (C_out, C_in / groups = {c_in // groups}, k_h, k_w), "
+            f"got {tuple(w.shape)}"
+        )
+    if b is not None and (not torch.is_tensor(b) or b.shape != (c_out,)):
+        raise ValueError(f"b must be None or a tensor of shape (C_out,) = ({c_out},)")
+    if x.device != w.device:
+        raise ValueError(f"x and w must be on one device, got {x.device} and {w.device}")
+    return c_in, c_out
+
+
+def conv2d_naive(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv2d`` written as a loop over output pixels (a reference; small inputs).
+
+    ``x: (N, C_in, H, W)``, ``w: (C_out, C_in/g, k_h, k_w)``, ``b: (C_out,)`` ->
+    ``(N, C_out, H', W')``, zero padding. Output channel ``o`` of group ``g`` sees only that
+    group's input channels:
+    ``y[:, o, i, j] = b[o] + sum_{c,m,n} x_pad[:, c, s i + d m, s j + d n] w[o, c, m, n]``.
+    """
+    c_in, c_out = _check_conv_args(x, w, b, groups)
+    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    dh, dw = _pair(dilation, "dilation", 1)
+    kh, kw = w.shape[-2:]
+    out_h = conv_output_size(x.shape[2], kh, sh, ph, dh)
+    out_w = conv_output_size(x.shape[3], kw, sw, pw, dw)
+    xp = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    c_in_g, c_out_g = c_in // groups, c_out // groups
+    y = x.new_zeros(x.shape[0], c_out, out_h, out_w, dtype=torch.promote_types(x.dtype, w.dtype))
+    for g in range(groups):
+        xg = xp[:, g * c_in_g : (g + 1) * c_in_g]
+        wg = w[g * c_out_g : (g + 1) * c_out_g]
+        for i in range(out_h):
+            for j in range(out_w):
+                rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+                cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+                patch = xg[:, :, rows, cols]  # (N, C_in/g, k_h, k_w)
+                y[:, g * c_out_g : (g + 1) * c_out_g, i, j] = torch.einsum(
+                    "bcpq,ocpq->bo", patch, wg
+                )
+    return y if b is None else y + b.view(1, -1, 1, 1)
+
+
+def im2col(
+    x: torch.Tensor,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """All kernel-sized patches as columns, like ``F.unfold``.
+
+    ``x: (N, C, H, W)`` -> ``(N, C k_h k_w, L)`` with ``L = H' W'`` (output pixels in row-major
+    order). Row ``(c, m, n)`` of column ``(i, j)`` holds ``x_pad[c, s i + d m, s j + d n]``:
+    the row index of every patch entry is ``s i + d m``, built once as a ``(k_h, H')`` table.
+    """
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise ValueError("x must be a 4-D tensor (N, C, H, W)")
+    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
+    (ph, pw), (dh, dw) = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    n, c, h, w = x.shape
+    out_h = conv_output_size(h, kh, sh, ph, dh)
+    out_w = conv_output_size(w, kw, sw, pw, dw)
+    xp = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    rows = dh * torch.arange(kh, device=x.device)[:, None] + sh * torch.arange(
+        out_h, device=x.device
+    )  # (k_h, H')
+    cols = dw * torch.arange(kw, device=x.device)[:, None] + sw * torch.arange(
+        out_w, device=x.device
+    )  # (k_w, W')
+    patches = xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (N, C, k_h, k_w, H', W')
+    return patches.reshape(n, c * kh * kw, out_h * out_w)
+
+
+def conv2d_im2col(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv2d`` as unfold + one (batched) matrix multiply.
+
+    ``x: (N, C_in, H, W)``, ``w: (C_out, C_in/g, k_h, k_w)``, ``b: (C_out,)`` ->
+    ``(N, C_out, H', W')``. With ``cols = im2col(x): (N, C_in k_h k_w, L)`` split into ``g``
+    groups and ``w`` flattened to ``(g, C_out/g, C_in/g k_h k_w)``, ``y = w @ cols + b``:
+    ``O(C_out (C_in/g) k_h k_w H' W')`` multiply-adds per image.
+    """
+    c_in, c_out = _check_conv_args(x, w, b, groups)
+    kh, kw = w.shape[-2:]
+    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    dh, dw = _pair(dilation, "dilation", 1)
+    out_h = conv_output_size(x.shape[2], kh, sh, ph, dh)
+    out_w = conv_output_size(x.shape[3], kw, sw, pw, dw)
+    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, C_in k_h k_w, L)
+    cols = cols.view(x.shape[0], groups, -1, out_h * out_w)  # (N, g, C_in/g k_h k_w, L)
+    wg = w.reshape(groups, c_out // groups, -1)  # (g, C_out/g, C_in/g k_h k_w)
+    y = torch.einsum("gok,ngkl->ngol", wg, cols).reshape(x.shape[0], c_out, out_h, out_w)
+    return y if b is None else y + b.view(1, -1, 1, 1)
+
+
+def check_equivariance(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    t_in: Callable[[torch.Tensor], torch.Tensor],
+    t_out: Callable[[torch.Tensor], torch.Tensor] | None,
+    x: torch.Tensor,
+    atol: float = 1e-5,
+) -> bool:
+    """Whether ``f(t_in(x)) ≈ t_out(f(x))`` (equivariance); ``t_out=None`` tests invariance.
+
+    Invariance is the special case ``t_out = identity``: ``f(t_in(x)) ≈ f(x)``. Close means
+    ``|a - b| <= atol + 1e-5 |b|`` everywhere; different shapes count as not equivariant.
+    """
+    if not callable(f) or not callable(t_in) or (t_out is not None and not callable(t_out)):
+        raise TypeError("f, t_in and t_out must be callables (t_out may be None)")
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    if atol < 0:
+        raise ValueError(f"atol must be >= 0, got {atol}")
+    with torch.no_grad():
+        fx = f(x)
+        lhs = f(t_in(x))
+        rhs = fx if t_out is None else t_out(fx)
+    if lhs.shape != rhs.shape:
+        return False
+    return bool(torch.allclose(lhs, rhs, rtol=1e-5, atol=atol))

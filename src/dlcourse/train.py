@@ -1,0 +1,209 @@
+"""Seeding, device choice, timing and a small training loop used by every chapter.
+
+Every chapter starts with ``seed_everything(0)``: it seeds Python, NumPy and torch, pins torch to
+one thread (two threads on a busy 2-core machine can be 10-60x slower for small models) and
+returns a seeded ``torch.Generator`` for code that takes randomness explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = [
+    "History",
+    "accuracy",
+    "benchmark",
+    "device",
+    "env_report",
+    "evaluate",
+    "fit",
+    "seed_everything",
+]
+
+
+def seed_everything(
+    seed: int = 0, threads: int = 1, deterministic: bool = False
+) -> torch.Generator:
+    """Seed ``random``, NumPy and torch, set torch's thread count, return a seeded generator.
+
+    ``deterministic=True`` also asks torch for deterministic kernels (slower on GPU).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    return generator
+
+
+def device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU.
+
+    Set the environment variable ``DLCOURSE_DEVICE`` (e.g. ``cpu``) to override the choice.
+    """
+    forced = os.environ.get("DLCOURSE_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def env_report() -> dict[str, str]:
+    """Versions, thread count and device, for the first cell of a chapter."""
+    report = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "threads": str(torch.get_num_threads()),
+        "device": str(device()),
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+    for name in ("sklearn", "matplotlib"):
+        module = sys.modules.get(name)
+        if module is not None:
+            report[name] = module.__version__
+    return report
+
+
+def benchmark(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs, after ``warmup`` runs.
+
+    On CUDA the device is synchronised before each clock read, so queued kernels are counted.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max matches the label. ``logits: (N, C)``, ``labels: (N,)``."""
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(
+            f"logits must be (N, C) and labels (N,); got {tuple(logits.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+class History(dict):
+    """Metric name -> list of values, one per logged step; ``last(name)`` reads the newest."""
+
+    def log(self, **metrics: float) -> None:
+        for name, value in metrics.items():
+            self.setdefault(name, []).append(float(value))
+
+    def last(self, name: str) -> float:
+        return self[name][-1]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of a classifier on ``(x, y)``, in batches, in eval mode."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(dev)
+        yb = y[start : start + batch_size].to(dev)
+        logits = model(xb)
+        total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == yb).sum().item()
+    model.train(was_training)
+    return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterable[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+    generator: torch.Generator | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    log_every: int = 50,
+    progress: bool = True,
+) -> History:
+    """Minibatch training: shuffle, forward, loss, backward, step; return a ``History``.
+
+    Uses Adam(lr) unless an ``optimizer`` is given. Every ``log_every`` steps the history gets
+    ``step`` and the mean training ``loss`` since the last log; after each epoch, when ``val`` is
+    given, ``val_loss`` and ``val_accuracy`` (for classifiers). Data move to the model's device
+    batch by batch, so ``x`` and ``y`` may stay on the CPU.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    dev = next(model.parameters()).device
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    history = History()
+    steps_per_epoch = -(-len(x) // batch_size)
+    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, leave=False, mininterval=1)
+    step, running, count = 0, 0.0, 0
+    model.train()
+    for _ in range(epochs):
+        for idx in _batches(len(x), batch_size, generator):
+            xb, yb = x[idx].to(dev), y[idx].to(dev)
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            running, count = running + loss.item(), count + 1
+            if step % log_every == 0:
+                history.log(step=step, loss=running / count)
+                bar.set_postfix(loss=f"{running / count:.3f}")
+                running, count = 0.0, 0
+            bar.update()
+        if val is not None:
+            metrics = evaluate(model, *val)
+            history.log(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"])
+            model.train()
+    bar.close()
+    return history

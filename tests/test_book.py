@@ -1,0 +1,73 @@
+"""The book's structure: table of contents, chapter format, and exercises wired to their checks."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from dlcourse.exercises import EXERCISES
+
+ROOT = Path(__file__).resolve().parents[1]
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+CHAPTERS = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+EXERCISE_LABEL = re.compile(r"```\{exercise\}[^\n]*\n:label: (ex-[\w-]+)")
+
+
+def _notebook(chapter: str):
+    return jupytext.read(ROOT / f"{chapter}.md")
+
+
+def test_toc_lists_every_chapter_file_once():
+    on_disk = sorted(str(p.relative_to(ROOT).with_suffix("")) for p in ROOT.glob("chapters/*/*.md"))
+    assert sorted(CHAPTERS) == on_disk
+    assert len(set(CHAPTERS)) == len(CHAPTERS)
+
+
+def test_no_generated_notebooks_next_to_chapters():
+    assert not list((ROOT / "chapters").rglob("*.ipynb"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_file_names_follow_the_curriculum(chapter):
+    assert re.fullmatch(r"chapters/\d\d-[a-z]+/\d\d-[a-z0-9-]+", chapter)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_first_code_cell_is_the_hidden_colab_bootstrap(chapter):
+    first = next(c for c in _notebook(chapter).cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", [])
+    assert '"google.colab" in sys.modules' in first.source
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_seeds_and_has_the_required_sections(chapter):
+    text = (ROOT / f"{chapter}.md").read_text(encoding="utf-8")
+    assert "seed_everything(" in text
+    for heading in ("## Learning objectives", "## Common misconceptions", "## Exercises",
+                    "## Review questions", "## Summary"):  # fmt: skip
+        assert heading in text, f"{chapter} lacks {heading!r}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_exercise_has_a_starter_a_solution_and_a_registered_check(chapter):
+    text = (ROOT / f"{chapter}.md").read_text(encoding="utf-8")
+    labels = EXERCISE_LABEL.findall(text)
+    assert labels, f"{chapter} has no exercises"
+    part_and_file = chapter.removeprefix("chapters/")
+    registered = sorted(e for e, ex in EXERCISES.items() if ex.chapter == part_and_file)
+    assert sorted(labels) == registered
+    cells = _notebook(chapter).cells
+    starters = [c for c in cells if "exercise-starter" in c.metadata.get("tags", [])]
+    checks = [c for c in cells if "exercise-check" in c.metadata.get("tags", [])]
+    assert len(starters) == len(checks) == len(labels)
+    for label, check_cell in zip(labels, checks, strict=True):
+        assert f'check("{label}"' in check_cell.source
+        solution = re.search(
+            rf"```\{{solution-start\}} {label}\n(.*?)```\{{solution-end\}}", text, re.S
+        )
+        assert solution, f"{label} has no gated solution"
+        assert text.index(solution.group(0)) < text.index(check_cell.source), (
+            f"{label}: the check cell must come after the solution (the website runs it)"
+        )
