@@ -2,7 +2,6 @@
 
 import math
 
-import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +9,6 @@ import torch.nn.functional as F
 from dlcourse.autograd import (
     Value,
     numerical_grad,
-    plot_graph,
     rel_error,
     two_layer_forward_backward,
 )
@@ -133,20 +131,6 @@ def test_value_rejects_bad_input():
         Value(1.0) / 0.0
     with pytest.raises(ValueError, match="local_grads"):
         Value(1.0, parents=(Value(1.0),), local_grads=())
-
-
-def test_plot_graph_draws_one_box_per_node():
-    w1, x1, w2, x2, b = (
-        Value(v, label=n) for v, n in zip([1, 2, -1, 3, 0.5], "wxvyb", strict=True)
-    )
-    loss = Value.sum([w1 * x1, w2 * x2, b]) ** 2
-    loss.backward()
-    ax = plot_graph(loss)
-    order = loss.topological_order()
-    n_edges = sum(len(node.parents) for node in order)
-    assert len(order) == 9 and n_edges == 8
-    assert len(ax.texts) == len(order) + n_edges  # a box per node, an arrow per edge
-    plt.close(ax.figure)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from dlcourse import plot  # noqa: E402
+from dlcourse.autograd import Value  # noqa: E402
 
 
 def test_course_style_uses_the_colour_blind_safe_cycle():
@@ -34,4 +35,20 @@ def test_image_grid_and_scatter_and_attention_map():
         plot.attention_map(torch.rand(2, 2, 2))
     with pytest.raises(ValueError, match="cloud"):
         plot.scatter2d({"bad": torch.randn(4, 3)})
+    plt.close("all")
+
+
+def test_computation_graph_draws_one_box_per_node():
+    w1, x1, w2, x2, b = (
+        Value(v, label=n) for v, n in zip([1, 2, -1, 3, 0.5], "wxvyb", strict=True)
+    )
+    loss = Value.sum([w1 * x1, w2 * x2, b]) ** 2
+    loss.backward()
+    ax = plot.computation_graph(loss)
+    order = loss.topological_order()
+    n_edges = sum(len(node.parents) for node in order)
+    assert len(order) == 9 and n_edges == 8
+    assert len(ax.texts) == len(order) + n_edges  # a box per node, an arrow per edge
+    with pytest.raises(TypeError, match="Value"):
+        plot.computation_graph(1.0)
     plt.close("all")

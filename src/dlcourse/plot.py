@@ -7,6 +7,7 @@ the built website. The helpers below draw the few kinds of figure chapters share
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
@@ -20,6 +21,7 @@ __all__ = [
     "PALETTE",
     "SEQUENTIAL_CMAP",
     "attention_map",
+    "computation_graph",
     "curves",
     "image_grid",
     "scatter2d",
@@ -190,4 +192,67 @@ def attention_map(
     if title:
         ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def _graph_layout(order: list) -> dict[int, tuple[float, float]]:
+    """Column = longest path from a leaf; row = mean row of the parents, then de-overlapped."""
+    depth: dict[int, int] = {}
+    for node in order:
+        depth[id(node)] = 1 + max((depth[id(p)] for p in node.parents), default=-1)
+    pos: dict[int, tuple[float, float]] = {}
+    leaves = [n for n in order if not n.parents]
+    for row, leaf in enumerate(leaves):
+        pos[id(leaf)] = (0.0, -float(row))
+    for level in range(1, max(depth.values(), default=0) + 1):
+        column = [n for n in order if depth[id(n)] == level]
+        wanted = sorted(
+            (sum(pos[id(p)][1] for p in n.parents) / len(n.parents), i)
+            for i, n in enumerate(column)
+        )
+        last = math.inf
+        for y, i in sorted(wanted, reverse=True):  # top to bottom, at least one row apart
+            y = min(y, last - 1.0)
+            pos[id(column[i])] = (float(level), y)
+            last = y
+    return pos
+
+
+def computation_graph(root, ax: plt.Axes | None = None, precision: int = 2) -> plt.Axes:
+    """Draw the graph that produced ``root`` (a ``dlcourse.autograd.Value``): one box per node
+    with its label, operation, forward value and gradient (after ``root.backward()``); arrows
+    follow the forward pass. Leaves are blue, operations orange.
+    """
+    from .autograd import Value
+
+    if not isinstance(root, Value):
+        raise TypeError(f"root must be a dlcourse.autograd.Value, got {type(root).__name__}")
+    order = root.topological_order()
+    pos = _graph_layout(order)
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax = ax or plt.subplots(figsize=(1.9 * (max(xs) + 1), 0.95 * (max(ys) - min(ys) + 1.6)))[1]
+    for node in order:
+        for parent in node.parents:
+            ax.annotate(
+                "",
+                xy=pos[id(node)],
+                xytext=pos[id(parent)],
+                arrowprops={"arrowstyle": "-|>", "color": "0.55", "shrinkA": 26, "shrinkB": 26},
+            )
+    for node in order:
+        x, y = pos[id(node)]
+        name = node.label or ""
+        if node.op:
+            name = f"{name} ({node.op})" if name else node.op
+        text = f"{name}\n{node.data:.{precision}f}\ngrad {node.grad:.{precision}f}"
+        colour = PALETTE["sky"] if not node.parents else PALETTE["orange"]
+        ax.text(
+            x, y, text, ha="center", va="center", fontsize=8,
+            bbox={"boxstyle": "round,pad=0.35", "facecolor": colour, "alpha": 0.35,
+                  "edgecolor": "0.4"},
+        )  # fmt: skip
+    ax.set_xlim(min(xs) - 0.55, max(xs) + 0.55)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
+    ax.axis("off")
     return ax
