@@ -114,7 +114,9 @@ def _output_size(answer: Any) -> str:
             "integer, so some input columns are never covered"
         )
     _, smallest = _widths_solution()
-    check_equal(alexnet_input, smallest, name="alexnet_input (the smallest such width)")
+    check_equal(
+        alexnet_input, smallest, name="alexnet_input (the smallest such width)", reveal=False
+    )
     return f"AlexNet's first layer gives {_measured_width(alexnet_input, 11, 4, 0, 1)}"
 
 
