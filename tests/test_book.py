@@ -71,3 +71,15 @@ def test_every_exercise_has_a_starter_a_solution_and_a_registered_check(chapter)
         assert text.index(solution.group(0)) < text.index(check_cell.source), (
             f"{label}: the check cell must come after the solution (the website runs it)"
         )
+
+
+def test_package_does_not_depend_on_torch_and_the_book_pins_it():
+    """Colab ships its own torch; the book environment pins the CPU wheel exactly."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    assert not [d for d in declared if re.match(r"torch\b", d)]
+    assert all(re.match(r"[\w-]+>=", d) for d in declared), "lower bounds only"
+    pins = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^torch==2\.13\.0\s", pins, re.M)
+    assert re.search(r"^jupyter-book==1\.", pins, re.M)
