@@ -1,6 +1,7 @@
 """Every registered exercise: its reference passes, placeholders get "not done yet"."""
 
 import pytest
+import torch
 
 from dlcourse.exercises import (
     EXERCISES,
@@ -89,3 +90,12 @@ def test_check_equal_messages():
         check_equal((1, 5, 3), (1, 2, 3))
     with pytest.raises(WrongAnswerError, match="expected 3 items"):
         check_equal((1, 2), (1, 2, 3))
+
+
+def test_require_tensor_names_the_result():
+    from dlcourse.exercises import require_tensor
+
+    x = torch.ones(2, requires_grad=True)
+    assert not require_tensor(x * 2, "y").requires_grad
+    with pytest.raises(WrongAnswerError, match="y should be a torch tensor, got list"):
+        require_tensor([1.0], "y")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, exercise
+from .core import WrongAnswerError, call_answer, check_close, exercise, require_tensor
 
 CHAPTER = "01-foundations/05-backpropagation"
 
@@ -122,9 +122,7 @@ def _two_layer(fn: Any) -> str:
             loss, ref_loss, rtol=1e-8, atol=1e-12, name=f"loss (batch {batch})", reveal=False
         )
         for name, expected in ref_grads.items():
-            got = grads[name]
-            if not torch.is_tensor(got):
-                raise WrongAnswerError(f"grads['{name}'] should be a tensor")
+            got = require_tensor(grads[name], f"grads['{name}']")
             if got.shape == expected.shape and rel_error(got, expected) < 1e-8:
                 continue
             hint = ""

@@ -6,7 +6,14 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, check_equal, exercise
+from .core import (
+    WrongAnswerError,
+    call_answer,
+    check_close,
+    check_equal,
+    exercise,
+    require_tensor,
+)
 
 CHAPTER = "03-vision/01-convolution"
 
@@ -39,9 +46,9 @@ def _im2col(fn: Any) -> str:
         w = torch.randn(c_out, c_in // g, *k, generator=gen)
         b = torch.randn(c_out, generator=gen) if has_b else None
         setting = f"case {i + 1} (stride={s}, padding={p}, dilation={d}, groups={g})"
-        got = call_answer(fn, x, w, b, stride=s, padding=p, dilation=d, groups=g)
-        if not torch.is_tensor(got):
-            raise WrongAnswerError(f"{setting}: return a tensor, got {type(got).__name__}")
+        got = require_tensor(
+            call_answer(fn, x, w, b, stride=s, padding=p, dilation=d, groups=g), setting
+        )
         expected = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
         flipped = F.conv2d(x, w.flip(-2, -1), b, stride=s, padding=p, dilation=d, groups=g)
         if got.shape == expected.shape and torch.allclose(got.float(), flipped, atol=1e-4):

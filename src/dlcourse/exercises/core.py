@@ -22,6 +22,7 @@ __all__ = [
     "NotDoneError",
     "WrongAnswerError",
     "call_answer",
+    "require_tensor",
     "check",
     "check_close",
     "check_equal",
@@ -119,6 +120,13 @@ def call_answer(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
     except Exception as error:  # the student's bug, reported without a traceback wall
         raise WrongAnswerError(f"your function raised {type(error).__name__}: {error}") from None
+
+
+def require_tensor(value: Any, name: str) -> torch.Tensor:
+    """A student's result that must be a tensor, detached and on the CPU; else a named error."""
+    if not torch.is_tensor(value):
+        raise WrongAnswerError(f"{name} should be a torch tensor, got {type(value).__name__}")
+    return value.detach().cpu()
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:

@@ -6,15 +6,9 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, exercise
+from .core import WrongAnswerError, call_answer, check_close, exercise, require_tensor
 
 CHAPTER = "07-generative/04-diffusion"
-
-
-def _as_tensor_result(value: Any, name: str) -> torch.Tensor:
-    if not torch.is_tensor(value):
-        raise WrongAnswerError(f"{name} should be a torch tensor, got {type(value).__name__}")
-    return value.detach().cpu()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,7 +25,7 @@ def _reference_alpha_bar(T: int, kind: str = "linear") -> torch.Tensor:
 def _schedule(alpha_bar_schedule: Any) -> str:
     """``alpha_bar_schedule(T, kind)`` -> ``(T + 1,)`` with ``alpha_bar[0] = 1``."""
     for T, kind in ((1000, "linear"), (1000, "cosine"), (10, "linear"), (50, "cosine")):
-        got = _as_tensor_result(call_answer(alpha_bar_schedule, T, kind), f"alpha_bar(T={T})")
+        got = require_tensor(call_answer(alpha_bar_schedule, T, kind), f"alpha_bar(T={T})")
         expected = _reference_alpha_bar(T, kind)
         if got.shape == (T,):
             raise WrongAnswerError(
@@ -85,14 +79,14 @@ def _q_sample(q_sample: Any) -> str:
     ]
     for x0, t in cases:
         noise = torch.randn(x0.shape, generator=gen)
-        got = _as_tensor_result(call_answer(q_sample, x0, t, noise, schedule), "x_t")
+        got = require_tensor(call_answer(q_sample, x0, t, noise, schedule), "x_t")
         check_close(got, _reference_q_sample(x0, t, noise, schedule), rtol=1e-4, atol=1e-5,
                     name=f"x_t for x0 of shape {tuple(x0.shape)}", reveal=False)  # fmt: skip
     # the law of x_t over 100k draws: mean sqrt(abar) x0, variance 1 - abar
     n, t_value = 100_000, 300
     x0 = torch.tensor([[1.5, -0.5]]).expand(n, 2)
     noise = torch.randn(n, 2, generator=gen)
-    x_t = _as_tensor_result(
+    x_t = require_tensor(
         call_answer(q_sample, x0, torch.full((n,), t_value), noise, schedule), "x_t"
     )
     abar = schedule["alpha_bar"][t_value]
@@ -118,7 +112,7 @@ def _reference_ddim_step(x_t, eps, abar_t, abar_prev, eta=0.0, noise=None):
 def _pair(value: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise WrongAnswerError("ddim_step should return a pair (x_prev, x0_hat)")
-    return _as_tensor_result(value[0], "x_prev"), _as_tensor_result(value[1], "x0_hat")
+    return require_tensor(value[0], "x_prev"), require_tensor(value[1], "x0_hat")
 
 
 @exercise("ex-diffusion-ddim-step", CHAPTER, solution=lambda: _reference_ddim_step)
@@ -190,8 +184,8 @@ def _v_param(x0_eps_from_v: Any) -> str:
         if not isinstance(got, tuple | list) or len(got) != 2:
             raise WrongAnswerError("x0_eps_from_v should return a pair (x0, eps)")
         label = f"alpha_bar = {abar}" if isinstance(abar, float) else "per-row alpha_bar"
-        check_close(_as_tensor_result(got[0], "x0"), x0, rtol=1e-4, atol=1e-4,
+        check_close(require_tensor(got[0], "x0"), x0, rtol=1e-4, atol=1e-4,
                     name=f"x0 ({label})", reveal=False)  # fmt: skip
-        check_close(_as_tensor_result(got[1], "eps"), eps, rtol=1e-4, atol=1e-4,
+        check_close(require_tensor(got[1], "eps"), eps, rtol=1e-4, atol=1e-4,
                     name=f"eps ({label})", reveal=False)  # fmt: skip
     return "5 round trips, alpha_bar from 1e-4 to 0.9999"

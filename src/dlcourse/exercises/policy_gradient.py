@@ -6,7 +6,14 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, check_equal, exercise
+from .core import (
+    WrongAnswerError,
+    call_answer,
+    check_close,
+    check_equal,
+    exercise,
+    require_tensor,
+)
 
 CHAPTER = "08-rl/01-policy-gradient"
 
@@ -125,10 +132,7 @@ def _baseline_zero(baseline_terms: Any) -> str:
     for logits, b in cases:
         k = len(logits)
         name = f"baseline_terms(logits of {k} actions, b={b})"
-        got = call_answer(baseline_terms, logits.clone(), b)
-        if not torch.is_tensor(got):
-            raise WrongAnswerError(f"{name} should return a tensor, got {type(got).__name__}")
-        got = got.detach().cpu().double()
+        got = require_tensor(call_answer(baseline_terms, logits.clone(), b), name).double()
         if got.shape != (k, k):
             raise WrongAnswerError(
                 f"{name} should be ({k}, {k}): one row per action a, one column per logit; "
