@@ -12,12 +12,13 @@ export DLCOURSE_OFFLINE := 1
 # Fashion-MNIST files, Debian package dataset-fashion-mnist.
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help install data lint unit chapters book test clean
+.PHONY: help install data lint unit chapters book assignments test clean
 
 help:
 	@echo "make book   build the website into _build/html (executes every chapter)"
 	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build"
-	@echo "make clean  remove _build (including the execution cache)"
+	@echo "make assignments  student and instructor notebooks of every chapter into dist/"
+	@echo "make clean  remove _build (including the execution cache) and dist"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,7 +64,12 @@ book: install
 	@if [ -f _build/chapter-times.csv ]; then cp _build/chapter-times.csv _build/html/; fi
 	@echo "website: _build/html/index.html"
 
-test: lint unit chapters book
+# Student notebooks (solutions removed) and nbgrader source notebooks, from the chapters.
+assignments: install
+	rm -rf dist/student dist/instructor
+	$(BIN)/python -m dlcourse.assign chapters --out dist
+
+test: lint unit chapters book assignments
 
 clean:
-	rm -rf _build
+	rm -rf _build dist

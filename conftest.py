@@ -22,19 +22,14 @@ import pytest
 try:
     import jupytext
     from nbval.plugin import IPyNbCell, IPyNbFile, find_comment_markers, find_metadata_tags
+
+    from dlcourse.assign import is_notebook_chapter
 except ImportError:  # plain `pytest tests` works without the notebook toolchain
     IPyNbFile = None
 
 ROOT = Path(__file__).parent
 CHAPTER_BUDGET_S = float(os.environ.get("DLCOURSE_CHAPTER_BUDGET", "60"))
 TIMINGS_FILE = Path(os.environ.get("DLCOURSE_TIMINGS", ROOT / "_build" / "chapter-times.csv"))
-
-
-def _is_jupytext_notebook(path: Path) -> bool:
-    if path.suffix != ".md":
-        return False
-    head = path.read_text(encoding="utf-8")[:2000]
-    return "jupytext:" in head and "kernelspec:" in head
 
 
 if IPyNbFile is not None:
@@ -57,7 +52,7 @@ if IPyNbFile is not None:
 def pytest_collect_file(file_path, parent):
     opt = parent.config.option
     nbval_on = getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False)
-    if IPyNbFile is not None and nbval_on and _is_jupytext_notebook(file_path):
+    if IPyNbFile is not None and nbval_on and is_notebook_chapter(file_path):
         return JupytextNotebook.from_parent(parent, path=file_path)
     return None
 

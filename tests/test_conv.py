@@ -321,3 +321,8 @@ def test_equivariance_exercise_rejects_wrong_predictions():
         check("ex-conv-equivariance", all_true)
     with pytest.raises(WrongAnswerError, match="True or False"):
         check("ex-conv-equivariance", dict.fromkeys(all_true, "yes"))
+
+
+def test_conv2d_im2col_handles_an_empty_batch():
+    x, w = torch.randn(0, 4, 9, 8), torch.randn(6, 2, 3, 3)
+    assert conv2d_im2col(x, w, None, groups=2).shape == F.conv2d(x, w, groups=2).shape

@@ -365,3 +365,8 @@ def test_kernels_run_on_gpu():
     policy = CategoricalPolicy(6, 2).cuda()
     episode = run_episode(Corridor(num_envs=3), policy, torch.Generator().manual_seed(0))
     assert episode["actions"].shape[0] == 3
+
+
+def test_discounted_returns_of_an_empty_episode_is_empty():
+    assert discounted_returns([], 0.9).shape == (0,)
+    assert discounted_returns(torch.zeros(3, 0), 0.9).shape == (3, 0)

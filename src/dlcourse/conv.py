@@ -264,7 +264,7 @@ def conv2d_im2col(
     out_h = conv_output_size(x.shape[2], kh, sh, ph, dh)
     out_w = conv_output_size(x.shape[3], kw, sw, pw, dw)
     cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, C_in k_h k_w, L)
-    cols = cols.view(x.shape[0], groups, -1, out_h * out_w)  # (N, g, C_in/g k_h k_w, L)
+    cols = cols.view(x.shape[0], groups, c_in // groups * kh * kw, out_h * out_w)  # (N, g, ., L)
     wg = w.reshape(groups, c_out // groups, -1)  # (g, C_out/g, C_in/g k_h k_w)
     y = torch.einsum("gok,ngkl->ngol", wg, cols).reshape(x.shape[0], c_out, out_h, out_w)
     return y if b is None else y + b.view(1, -1, 1, 1)

@@ -69,7 +69,7 @@ def discounted_returns(
             )
         keep = 1.0 - dones.to(rewards.dtype)
     returns = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[..., 0])
+    running = rewards.new_zeros(rewards.shape[:-1])
     for t in range(rewards.shape[-1] - 1, -1, -1):
         running = rewards[..., t] + gamma * keep[..., t] * running
         returns[..., t] = running

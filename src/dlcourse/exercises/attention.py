@@ -8,7 +8,15 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, check_equal, exercise
+from .core import (
+    WrongAnswerError,
+    call_answer,
+    check_close,
+    check_equal,
+    exercise,
+    over_cases,
+    require_tensor,
+)
 
 CHAPTER = "05-attention/01-attention"
 
@@ -129,6 +137,38 @@ def _multihead_solution() -> tuple[Any, Any, Any]:
     return split_heads, merge_heads, MultiHeadAttention
 
 
+# (d_model, heads, batch, tokens, input scale)
+_MULTIHEAD_CASES = [
+    ("d = 8 with 2 heads", (8, 2, 2, 4, 1.0)),
+    ("a batch of one (d = 12 with 3 heads)", (12, 3, 1, 6, 1.0)),
+    ("a single head (d = 6)", (6, 1, 3, 2, 1.0)),
+    ("one token and 16 heads of width 1", (16, 16, 1, 1, 1.0)),
+    ("an empty batch (B = 0)", (8, 2, 0, 4, 1.0)),
+    ("large inputs (scores around 1e3)", (8, 2, 2, 4, 30.0)),
+]
+
+
+def _check_split_merge(split: Any, merge: Any, x: torch.Tensor, n_heads: int) -> None:
+    """``split_heads`` puts features ``i d_h:(i+1) d_h`` in head ``i``; ``merge_heads`` undoes it."""
+    b, t, d = x.shape
+    heads = call_answer(split, x.clone(), n_heads)
+    shape = (b, n_heads, t, d // n_heads)
+    if not torch.is_tensor(heads) or tuple(heads.shape) != shape:
+        raise WrongAnswerError(
+            f"split_heads(x {tuple(x.shape)}, {n_heads}) has the wrong shape: expected {shape}, "
+            f"got {tuple(getattr(heads, 'shape', ()))}"
+        )
+    d_h = d // n_heads
+    if not torch.equal(heads[:, -1], x[..., d - d_h :]):  # the last head, the last features
+        raise WrongAnswerError(
+            "split_heads: head i should hold features i*d_h:(i+1)*d_h of every token (reshape "
+            "to (B, T, h, d_h), then swap the T and h axes), as nn.MultiheadAttention does"
+        )
+    back = call_answer(merge, heads.clone())
+    if not torch.is_tensor(back) or not torch.equal(back, x):
+        raise WrongAnswerError("merge_heads(split_heads(x, h)) should give x back exactly")
+
+
 @exercise("ex-attention-multihead", CHAPTER, solution=_multihead_solution)
 def _multihead(answer: Any) -> str:
     """``(split_heads, merge_heads, MultiHeadAttentionClass)`` against ``nn.MultiheadAttention``."""
@@ -140,35 +180,27 @@ def _multihead(answer: Any) -> str:
         )
     split, merge, cls = answer
     generator = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 5, 12, generator=generator)
-    heads = call_answer(split, x, 3)
-    if not torch.is_tensor(heads) or tuple(heads.shape) != (2, 3, 5, 4):
-        raise WrongAnswerError(
-            f"split_heads(x (2, 5, 12), 3) should have shape (2, 3, 5, 4), got "
-            f"{tuple(getattr(heads, 'shape', ()))}"
-        )
-    if not torch.equal(heads[:, 1], x[..., 4:8]):
-        raise WrongAnswerError(
-            "split_heads: head i should hold features i*d_h:(i+1)*d_h of every token (reshape "
-            "to (B, T, h, d_h), then swap the T and h axes), as nn.MultiheadAttention does"
-        )
-    back = call_answer(merge, heads)
-    if not torch.is_tensor(back) or not torch.equal(back, x):
-        raise WrongAnswerError("merge_heads(split_heads(x, h)) should give x back exactly")
-    for d, h, b, t in ((8, 2, 2, 4), (12, 3, 1, 6), (6, 1, 3, 2), (16, 16, 1, 1)):
-        torch.manual_seed(d * 100 + h)
+
+    def check_one(case: tuple[int, int, int, int, float]) -> None:
+        d, h, b, t, scale = case
+        x = scale * torch.randn(b, t, d, generator=generator)
+        _check_split_merge(split, merge, x, h)
         reference = nn.MultiheadAttention(d, h, batch_first=True)
-        x = torch.randn(b, t, d, generator=generator)
+        with torch.no_grad():  # seeded weights, without touching the global random state
+            for param in reference.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(d))
         expected = reference(x, x, x, need_weights=False)[0].detach()
         module = call_answer(cls, d, h)
         call_answer(module.load_from_torch, reference)
         with torch.no_grad():
-            got = call_answer(module, x)
+            got = call_answer(module, x.clone())
         if isinstance(got, tuple | list):
             got = got[0]
-        check_close(got, expected, rtol=1e-4, atol=1e-5, name=f"output (d={d}, h={h})",
-                    reveal=False)  # fmt: skip
-    return "round trip and 4 (d, h) settings against nn.MultiheadAttention"
+        check_close(require_tensor(got, "output"), expected, rtol=1e-4, atol=1e-5,
+                    name="output", reveal=False, dtype=x.dtype)  # fmt: skip
+
+    note = over_cases(_MULTIHEAD_CASES, check_one)
+    return f"split, merge and output against nn.MultiheadAttention, {note}"
 
 
 @exercise(

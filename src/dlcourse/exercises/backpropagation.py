@@ -10,7 +10,15 @@ from typing import Any
 
 import torch
 
-from .core import WrongAnswerError, call_answer, check_close, exercise, require_tensor
+from .core import (
+    WrongAnswerError,
+    call_answer,
+    check_close,
+    check_dtype,
+    exercise,
+    over_cases,
+    require_tensor,
+)
 
 CHAPTER = "01-foundations/05-backpropagation"
 
@@ -64,17 +72,23 @@ def _scalar_graph(answer: Any) -> str:
 # 2. The backward pass of a two-layer network
 
 
-def _two_layer_case(batch: int, seed: int, relu_zero: bool = False) -> tuple[torch.Tensor, ...]:
-    """A float64 batch and parameters for a 5-4-3 network; optionally some Z1 exactly 0."""
+def _two_layer_case(
+    batch: int,
+    seed: int,
+    relu_zero: bool = False,
+    logit_scale: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, ...]:
+    """A batch and parameters for a 5-4-3 network; optionally some Z1 exactly 0 or huge logits."""
     g = torch.Generator().manual_seed(seed)
     dims = {"D": 5, "H": 4, "C": 3}
-    X = torch.randn(batch, dims["D"], generator=g, dtype=torch.float64)
+    X = torch.randn(batch, dims["D"], generator=g, dtype=dtype)
     y = torch.randint(0, dims["C"], (batch,), generator=g)
-    Y = torch.nn.functional.one_hot(y, dims["C"]).to(torch.float64)
-    W1 = torch.randn(dims["H"], dims["D"], generator=g, dtype=torch.float64)
-    b1 = 0.1 * torch.randn(dims["H"], generator=g, dtype=torch.float64)
-    W2 = torch.randn(dims["C"], dims["H"], generator=g, dtype=torch.float64)
-    b2 = 0.1 * torch.randn(dims["C"], generator=g, dtype=torch.float64)
+    Y = torch.nn.functional.one_hot(y, dims["C"]).to(dtype)
+    W1 = torch.randn(dims["H"], dims["D"], generator=g, dtype=dtype)
+    b1 = 0.1 * torch.randn(dims["H"], generator=g, dtype=dtype)
+    W2 = logit_scale * torch.randn(dims["C"], dims["H"], generator=g, dtype=dtype)
+    b2 = 0.1 * torch.randn(dims["C"], generator=g, dtype=dtype)
     if relu_zero:  # a zero input row and zero biases make those pre-activations exactly 0
         X[0] = 0.0
         b1[:2] = 0.0
@@ -84,7 +98,9 @@ def _two_layer_case(batch: int, seed: int, relu_zero: bool = False) -> tuple[tor
 def _two_layer_autograd(
     X: torch.Tensor, Y: torch.Tensor, *params: torch.Tensor, relu_grad_at_zero: float = 0.0
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    W1, b1, W2, b2 = (p.clone().requires_grad_() for p in params)
+    """Loss and gradients by autograd, in float64 whatever the dtype of the inputs."""
+    X, Y = X.double(), Y.double()
+    W1, b1, W2, b2 = (p.to(torch.float64, copy=True).requires_grad_() for p in params)
     Z1 = X @ W1.T + b1
     if relu_grad_at_zero == 0.0:
         A1 = torch.relu(Z1)
@@ -102,14 +118,26 @@ def _two_layer_solution():
     return two_layer_forward_backward
 
 
+# No empty batch: the loss is a batch mean, undefined (NaN) for B = 0.
+_TWO_LAYER_CASES = [
+    ("a batch of 8", {"batch": 8, "seed": 0}),
+    ("a batch of one", {"batch": 1, "seed": 1}),
+    ("a batch of 32", {"batch": 32, "seed": 2}),
+    ("ReLU inputs at exactly 0", {"batch": 6, "seed": 3, "relu_zero": True}),
+    ("large logits (around 1e3)", {"batch": 8, "seed": 4, "logit_scale": 500.0}),
+    ("float32 inputs", {"batch": 8, "seed": 5, "dtype": torch.float32}),
+]
+
+
 @exercise("ex-backprop-two-layer", CHAPTER, solution=_two_layer_solution)
 def _two_layer(fn: Any) -> str:
     """``fn(X, Y_onehot, W1, b1, W2, b2) -> (loss, {"W1", "b1", "W2", "b2": gradients})``."""
     from dlcourse.autograd import rel_error
 
-    cases = [(8, 0, False), (1, 1, False), (32, 2, False), (6, 3, True)]
-    for batch, seed, relu_zero in cases:
-        inputs = _two_layer_case(batch, seed, relu_zero)
+    def check_one(case: dict[str, Any]) -> None:
+        inputs = _two_layer_case(**case)
+        batch, dtype = case["batch"], inputs[0].dtype
+        tol = 1e-8 if dtype == torch.float64 else 1e-5  # relative to the largest entry
         out = call_answer(fn, *(t.clone() for t in inputs))
         if not isinstance(out, tuple | list) or len(out) != 2 or not isinstance(out[1], dict):
             raise WrongAnswerError("return a pair (loss, grads) where grads is a dict")
@@ -118,33 +146,36 @@ def _two_layer(fn: Any) -> str:
         missing = sorted(set(ref_grads) - set(grads))
         if missing:
             raise WrongAnswerError(f"grads is missing the key(s) {missing}")
-        check_close(
-            loss, ref_loss, rtol=1e-8, atol=1e-12, name=f"loss (batch {batch})", reveal=False
-        )
+        check_close(loss, ref_loss, rtol=tol, atol=1e-12, name="loss", reveal=False)
         for name, expected in ref_grads.items():
             got = require_tensor(grads[name], f"grads['{name}']")
-            if got.shape == expected.shape and rel_error(got, expected) < 1e-8:
-                continue
+            if got.shape == expected.shape:
+                check_dtype(got, dtype, f"grads['{name}']")
+                if rel_error(got.double(), expected) < tol:
+                    continue
             hint = ""
             if got.shape == expected.shape and batch > 1:
-                if rel_error(got, batch * expected) < 1e-8:
+                if rel_error(got.double(), batch * expected) < tol:
                     hint = (
                         " (it is B times too large: the loss is a batch mean, so G2 = (P - Y) / B)"
                     )
                 elif (
-                    relu_zero
-                    and rel_error(got, _two_layer_autograd(*inputs, relu_grad_at_zero=1.0)[1][name])
-                    < 1e-8
+                    case.get("relu_zero")
+                    and rel_error(
+                        got.double(), _two_layer_autograd(*inputs, relu_grad_at_zero=1.0)[1][name]
+                    )
+                    < tol
                 ):
                     hint = (" (wrong only where Z1 is exactly 0: use the mask Z1 > 0, i.e. "
                             "ReLU'(0) = 0 as in PyTorch)")  # fmt: skip
             try:
-                check_close(got, expected, rtol=1e-8, atol=1e-12, name=f"grads['{name}']",
+                check_close(got, expected, rtol=tol, atol=1e-12, name=f"grads['{name}']",
                             reveal=False)  # fmt: skip
             except WrongAnswerError as error:
-                raise WrongAnswerError(f"batch of {batch}: {error}{hint}") from None
-            raise WrongAnswerError(f"batch of {batch}: grads['{name}'] relative error too large")
-    return f"{len(cases)} batches, including a batch of one and ReLU inputs at exactly 0"
+                raise WrongAnswerError(f"{error}{hint}") from None
+            raise WrongAnswerError(f"grads['{name}'] relative error too large")
+
+    return over_cases(_TWO_LAYER_CASES, check_one)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,37 +189,51 @@ def _linear_backward_solution():
     return linear_backward
 
 
+# (batch, in, out, dtype)
+_LINEAR_CASES = [
+    ("a batch of 4 and W of shape (5, 3)", (4, 3, 5, torch.float64)),
+    ("a batch of one", (1, 6, 2, torch.float64)),
+    ("a square W of shape (5, 5)", (7, 5, 5, torch.float64)),
+    ("an empty batch (B = 0)", (0, 3, 4, torch.float64)),
+    ("float32 inputs", (4, 3, 5, torch.float32)),
+]
+
+
 @exercise("ex-backprop-linear-vjp", CHAPTER, solution=_linear_backward_solution)
 def _linear_vjp(fn: Any) -> str:
     """``fn(x: (B, in), W: (out, in), grad_out: (B, out)) -> (grad_x, grad_W, grad_b)``."""
-    shapes = [(4, 3, 5), (1, 6, 2), (7, 5, 5)]
-    for seed, (batch, n_in, n_out) in enumerate(shapes):
-        g = torch.Generator().manual_seed(100 + seed)
-        x = torch.randn(batch, n_in, generator=g, dtype=torch.float64)
-        W = torch.randn(n_out, n_in, generator=g, dtype=torch.float64)
-        b = torch.randn(n_out, generator=g, dtype=torch.float64)
-        grad_out = torch.randn(batch, n_out, generator=g, dtype=torch.float64)
+
+    def check_one(case: tuple[int, int, int, torch.dtype]) -> None:
+        batch, n_in, n_out, dtype = case
+        g = torch.Generator().manual_seed(100 + batch + 10 * n_in + 100 * n_out)
+        x = torch.randn(batch, n_in, generator=g, dtype=dtype)
+        W = torch.randn(n_out, n_in, generator=g, dtype=dtype)
+        b = torch.randn(n_out, generator=g, dtype=dtype)
+        grad_out = torch.randn(batch, n_out, generator=g, dtype=dtype)
         out = call_answer(fn, x.clone(), W.clone(), grad_out.clone())
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise WrongAnswerError("return three tensors: (grad_x, grad_W, grad_b)")
         grad_x, grad_W, grad_b = out
+        tol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (1e-5, 1e-5)
         # the dot-product test first: <g, J v> = <J^T g, v>, with J v = v W^T for this layer
         v = torch.randn(batch, n_in, generator=g, dtype=torch.float64)
         if torch.is_tensor(grad_x) and grad_x.shape == v.shape:
-            lhs, rhs = (grad_out * (v @ W.T)).sum(), (grad_x * v).sum()
-            if not torch.isclose(lhs, rhs, rtol=1e-9, atol=1e-12):
+            lhs = (grad_out.double() * (v @ W.double().T)).sum()
+            rhs = (grad_x.detach().double() * v).sum()
+            if not torch.isclose(lhs, rhs, rtol=tol, atol=atol):
+                gap = ((lhs - rhs).abs() / lhs.abs().clamp_min(1e-12)).item()
                 raise WrongAnswerError(
                     f"grad_x fails the dot-product test <g, J v> = <J^T g, v> for x of shape "
-                    f"{tuple(x.shape)} and W of shape {tuple(W.shape)}: "
-                    f"{lhs.item():.6f} vs {rhs.item():.6f}"
+                    f"{tuple(x.shape)} and W of shape {tuple(W.shape)}: the two sides differ by "
+                    f"{gap:.2%} of <g, J v> (a random v; J v = v @ W.T)"
                 )
-        xr, Wr, br = (t.clone().requires_grad_() for t in (x, W, b))
-        (xr @ Wr.T + br).backward(grad_out)
+        xr, Wr, br = (t.to(torch.float64, copy=True).requires_grad_() for t in (x, W, b))
+        (xr @ Wr.T + br).backward(grad_out.double())
         for name, got, expected in (("grad_x", grad_x, xr.grad), ("grad_W", grad_W, Wr.grad),
                                     ("grad_b", grad_b, br.grad)):  # fmt: skip
-            check_close(got, expected, rtol=1e-9, atol=1e-12,
-                        name=f"{name} (batch {batch}, W {tuple(W.shape)})", reveal=False)  # fmt: skip
-    return "dot-product test and autograd, batch of one included"
+            check_close(got, expected, rtol=tol, atol=atol, name=name, reveal=False, dtype=dtype)
+
+    return f"dot-product test and autograd, {over_cases(_LINEAR_CASES, check_one)}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from .core import (
     check_close,
     check_equal,
     exercise,
+    over_cases,
     require_tensor,
 )
 
@@ -20,14 +21,19 @@ CHAPTER = "03-vision/01-convolution"
 # ---------------------------------------------------------------------------------------------
 # 1. conv2d_im2col
 
-# (batch, C_in, C_out, kernel, stride, padding, dilation, groups, bias)
-_IM2COL_CASES = (
-    (2, 3, 4, (3, 3), 1, 0, 1, 1, False),
-    (2, 3, 5, (3, 3), 2, 1, 1, 1, True),
-    (1, 2, 3, (3, 2), 1, 2, 2, 1, True),
-    (2, 4, 6, (3, 3), 1, 1, 1, 2, True),
-    (1, 4, 4, (2, 3), 2, 1, 2, 4, False),  # depthwise, batch of one
-)
+# (batch, C_in, C_out, kernel, stride, padding, dilation, groups, bias, input size)
+_IM2COL_CASES = [
+    ("no padding and no bias", (2, 3, 4, (3, 3), 1, 0, 1, 1, False, (9, 8))),
+    ("stride 2 and padding 1", (2, 3, 5, (3, 3), 2, 1, 1, 1, True, (9, 8))),
+    (
+        "a batch of one with a 3x2 kernel and dilation 2",
+        (1, 2, 3, (3, 2), 1, 2, 2, 1, True, (9, 8)),
+    ),
+    ("groups 2", (2, 4, 6, (3, 3), 1, 1, 1, 2, True, (9, 8))),
+    ("depthwise with stride 2 and dilation 2", (1, 4, 4, (2, 3), 2, 1, 2, 4, False, (9, 8))),
+    ("an output of a single pixel", (3, 2, 4, (3, 3), 1, 0, 1, 1, True, (3, 3))),
+    ("an empty batch", (0, 4, 6, (3, 3), 1, 1, 1, 2, True, (9, 8))),
+]
 
 
 def _im2col_reference():
@@ -41,24 +47,28 @@ def _im2col(fn: Any) -> str:
     """The student's ``conv2d_im2col(x, w, b, stride, padding, dilation, groups)`` vs F.conv2d."""
     F = torch.nn.functional
     gen = torch.Generator().manual_seed(31)
-    for i, (n, c_in, c_out, k, s, p, d, g, has_b) in enumerate(_IM2COL_CASES):
-        x = torch.randn(n, c_in, 9, 8, generator=gen)
+
+    def check_one(case: tuple[Any, ...]) -> None:
+        n, c_in, c_out, k, s, p, d, g, has_b, size = case
+        x = torch.randn(n, c_in, *size, generator=gen)
         w = torch.randn(c_out, c_in // g, *k, generator=gen)
         b = torch.randn(c_out, generator=gen) if has_b else None
-        setting = f"case {i + 1} (stride={s}, padding={p}, dilation={d}, groups={g})"
-        got = require_tensor(
-            call_answer(fn, x, w, b, stride=s, padding=p, dilation=d, groups=g), setting
-        )
+        setting = f"output (stride={s}, padding={p}, dilation={d}, groups={g})"
+        got = call_answer(fn, x.clone(), w.clone(), None if b is None else b.clone(), stride=s,
+                          padding=p, dilation=d, groups=g)  # fmt: skip
+        got = require_tensor(got, setting)
         expected = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
         flipped = F.conv2d(x, w.flip(-2, -1), b, stride=s, padding=p, dilation=d, groups=g)
         if got.shape == expected.shape and torch.allclose(got.float(), flipped, atol=1e-4):
             if not torch.allclose(flipped, expected, atol=1e-4):
                 raise WrongAnswerError(
-                    f"{setting}: you computed a true convolution (flipped kernel); F.conv2d "
-                    "computes cross-correlation, with no flip"
+                    "you computed a true convolution (flipped kernel); F.conv2d computes "
+                    "cross-correlation, with no flip"
                 )
-        check_close(got, expected, rtol=1e-4, atol=1e-4, name=setting, reveal=False)
-    return f"{len(_IM2COL_CASES)} configurations match F.conv2d"
+        check_close(got, expected, rtol=1e-4, atol=1e-4, name=setting, reveal=False,
+                    dtype=x.dtype)  # fmt: skip
+
+    return f"{over_cases(_IM2COL_CASES, check_one)} match F.conv2d"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ constant factor, ...) without printing the reference values of an exercise.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,10 @@ __all__ = [
     "require_tensor",
     "check",
     "check_close",
+    "check_dtype",
     "check_equal",
     "exercise",
+    "over_cases",
 ]
 
 
@@ -129,6 +131,36 @@ def require_tensor(value: Any, name: str) -> torch.Tensor:
     return value.detach().cpu()
 
 
+def check_dtype(value: torch.Tensor, expected: torch.dtype, name: str = "answer") -> None:
+    """Assert a tensor's dtype: a float64 result from float32 inputs is a bug, not a rounding."""
+    if value.dtype != expected:
+        raise WrongAnswerError(
+            f"{name} has the wrong dtype: expected {expected}, got {value.dtype} (an integer "
+            "tensor, a float64 constant or torch.tensor(...) without dtype= can change it)"
+        )
+
+
+def over_cases(cases: Iterable[tuple[str, Any]], check_one: Callable[[Any], None]) -> str:
+    """Run ``check_one(case)`` on each ``(description, case)``; return ``"N cases"``.
+
+    A failure is reported with its case, and when earlier cases passed the message says so: an
+    answer that matches on the first, typical input but not on an empty batch, a batch of one or
+    large values is a common, instructive bug.
+    """
+    passed: list[str] = []
+    for description, case in cases:
+        try:
+            check_one(case)
+        except WrongAnswerError as error:
+            where = f"case {len(passed) + 1} ({description})"
+            if passed:
+                earlier = "the first case" if len(passed) == 1 else f"the first {len(passed)} cases"
+                where += f"; it matches on {earlier} ({', '.join(passed)}) but not on this one"
+            raise WrongAnswerError(f"{where}: {error}") from None
+        passed.append(description)
+    return f"{len(passed)} cases"
+
+
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
     if torch.is_tensor(value):
         return value.detach().cpu()
@@ -140,14 +172,20 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
         ) from None
 
 
-def _diagnose(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str:
-    """Say how ``got`` differs from ``expected`` (same shape, not close) without revealing it."""
+def _diagnose(
+    got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float, reveal: bool
+) -> str:
+    """Say how ``got`` differs from ``expected`` (same shape, not close).
+
+    Without ``reveal`` the size of the error is not given: for an answer of zeros it would be
+    the reference itself.
+    """
     got64, exp64 = got.double(), expected.double()
     err = (got64 - exp64).abs()
     where = np.unravel_index(int(err.argmax()), tuple(err.shape)) if err.ndim else ()
-    message = f"values differ: max abs error {err.max().item():.3g}"
+    message = f"values differ: max abs error {err.max().item():.3g}" if reveal else "values differ"
     if err.ndim:
-        message += f" at index {tuple(int(i) for i in where)}"
+        message += f", the largest at index {tuple(int(i) for i in where)}"
         wrong = (~torch.isclose(got64, exp64, rtol=rtol, atol=atol)).float().mean().item()
         message += f", {wrong:.0%} of entries wrong"
     if torch.allclose(-got64, exp64, rtol=rtol, atol=atol):
@@ -172,10 +210,12 @@ def check_close(
     atol: float = 1e-8,
     name: str = "answer",
     reveal: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Assert that a number, array or tensor is close to ``expected``, with a helpful message.
 
-    ``reveal=False`` keeps the expected values out of the message (used by exercise checks).
+    ``reveal=False`` keeps the expected values out of the message (used by exercise checks);
+    ``dtype`` also requires that dtype of the answer.
     """
     got, exp = _as_tensor(value, name), _as_tensor(expected, "expected")
     if got.shape != exp.shape:
@@ -187,6 +227,8 @@ def check_close(
         raise WrongAnswerError(
             f"{name} has the wrong shape: expected {tuple(exp.shape)}, got {tuple(got.shape)}{hint}"
         )
+    if dtype is not None:
+        check_dtype(got, dtype, name)
     if exp.is_floating_point() and not (got.is_floating_point() or got.is_complex()):
         got = got.to(exp.dtype)
     if got.is_floating_point() and not torch.isfinite(got).all():
@@ -194,7 +236,7 @@ def check_close(
         raise WrongAnswerError(f"{name} contains {bad} NaN or infinite value(s)")
     if torch.allclose(got.double(), exp.double(), rtol=rtol, atol=atol):
         return
-    message = f"{name}: {_diagnose(got, exp, rtol, atol)}"
+    message = f"{name}: {_diagnose(got, exp, rtol, atol, reveal)}"
     if reveal:
         message += f"; expected {np.round(exp.double().numpy(), 4).tolist()}"
     raise WrongAnswerError(message)
