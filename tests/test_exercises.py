@@ -329,3 +329,10 @@ def test_hidden_reference_is_not_given_away_by_the_size_of_the_error():
         check_close([0.0, 0.0, 0.0], [-0.3348, 0.2447, 0.09], atol=1e-4, reveal=False)
     message = str(info.value)
     assert "index (0,)" in message and "0.33" not in message and "0.335" not in message
+
+
+def test_a_failed_check_shows_one_line_in_jupyter_not_a_traceback():
+    with pytest.raises(NotDoneError) as info:
+        check("ex-start-budget", ...)
+    (line,) = info.value._render_traceback_()
+    assert "NotDoneError" in line and "not done yet" in line

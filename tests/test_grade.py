@@ -12,10 +12,12 @@ from broken_submissions import CHAPTER, EXPECTED, write_broken_submissions
 from dlcourse.assign import write_assignments
 from dlcourse.exercises import EXERCISES, probe
 from dlcourse.grade import find_submissions, main
+from dlcourse.grade.kernel import CellRun
 from dlcourse.grade.report import feedback_text
-from dlcourse.grade.runner import Graded, Outcome
+from dlcourse.grade.runner import Graded, Outcome, _Run, _run_plan
 from dlcourse.grade.submission import (
     Expected,
+    Step,
     UnreadableSubmission,
     chapter_of,
     plan,
@@ -116,6 +118,71 @@ def test_missing_submission_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         find_submissions([tmp_path / "nope.ipynb"])
     assert main([str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 2  # an empty folder
+
+
+# ---------------------------------------------------------------------------------------------
+# The run loop, with a scripted stand-in for the kernel
+
+
+class ScriptedKernel:
+    """Answers each source with a scripted ``CellRun`` (a list gives one per run)."""
+
+    def __init__(self, script):
+        self.script, self.ran, self.restarts = script, [], 0
+
+    def run(self, source, timeout):
+        self.ran.append(source)
+        value = self.script.get(source, CellRun("ok"))
+        return value.pop(0) if isinstance(value, list) else value
+
+    def restart(self):
+        self.restarts += 1
+
+
+PASSED = CellRun("ok", probe.MARKER + '{"status": "passed", "reason": "correct"}\n')
+MISSING = CellRun("ok", probe.MARKER + '{"status": "missing", "reason": "x is not defined"}\n')
+EXPECTED_TWO = [Expected("ex-a", 1, "a"), Expected("ex-b", 2, "b")]
+
+
+def _steps(*sources):
+    return [Step(probe.source(s[6:], s[6:]) if s.startswith("check ") else s, i + 1,
+                 s[6:] if s.startswith("check ") else None) for i, s in enumerate(sources)]  # fmt: skip
+
+
+def _run(script, steps, total=100.0):
+    kernel = ScriptedKernel(script)
+    state = _Run(kernel, cell_timeout=10, total_timeout=total, log=[])
+    return _run_plan(steps, EXPECTED_TWO, state), kernel, state.log
+
+
+def test_a_cell_that_hangs_is_stopped_and_the_earlier_cells_are_run_again():
+    steps = _steps("setup", "loop", "check ex-a", "check ex-b")
+    script = {"loop": CellRun("timeout"), steps[2].source: PASSED, steps[3].source: PASSED}
+    outcomes, kernel, log = _run(script, steps)
+    assert kernel.restarts == 1 and kernel.ran.count("setup") == 2 and kernel.ran.count("loop") == 1
+    assert [o.points for o in outcomes.values()] == [1, 2]
+    assert "kernel restarted; 1 earlier cells were run again" in log
+
+
+def test_a_kernel_that_keeps_dying_stops_the_grading_with_a_reason():
+    steps = _steps("setup", "crash", "crash", "crash", "crash", "check ex-a", "check ex-b")
+    outcomes, kernel, _ = _run({"crash": CellRun("died")}, steps)
+    assert kernel.restarts == 3
+    assert all(o.status == "error" and "could not be restored" in o.reason
+               for o in outcomes.values())  # fmt: skip
+
+
+def test_a_submission_over_its_total_budget_is_not_graded_further():
+    outcomes, kernel, _ = _run({}, _steps("setup", "check ex-a", "check ex-b"), total=0)
+    assert not kernel.ran
+    assert all("time budget" in o.reason and o.points == 0 for o in outcomes.values())
+
+
+def test_an_answer_defined_below_its_check_is_found_at_the_end():
+    steps = _steps("check ex-a", "define a", "check ex-b")
+    script = {steps[0].source: [MISSING, PASSED], steps[2].source: PASSED}
+    outcomes, _, _ = _run(script, steps)
+    assert outcomes["ex-a"].status == "passed" and "end of the notebook" in outcomes["ex-a"].reason
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,11 +32,19 @@ __all__ = [
 ]
 
 
-class WrongAnswerError(AssertionError):
+class _OneLineTraceback:
+    """IPython shows an exception with ``_render_traceback_`` as these lines only: a student
+    reads the message, not a wall of frames from inside the check."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class WrongAnswerError(_OneLineTraceback, AssertionError):
     """The answer was checked and is wrong; the message says how."""
 
 
-class NotDoneError(AssertionError):
+class NotDoneError(_OneLineTraceback, AssertionError):
     """The exercise has not been attempted yet (starter code still in place)."""
 
     def __init__(self, exercise_id: str):
