@@ -336,3 +336,19 @@ def test_a_failed_check_shows_one_line_in_jupyter_not_a_traceback():
         check("ex-start-budget", ...)
     (line,) = info.value._render_traceback_()
     assert "NotDoneError" in line and "not done yet" in line
+
+
+def test_call_answer_gives_the_student_copies_of_the_inputs():
+    from dlcourse.exercises import call_answer
+
+    x, inputs = torch.ones(3), {"t": [torch.zeros(2)]}
+    call_answer(lambda a, b: (a.mul_(5), b["t"][0].add_(1)), x, inputs)
+    assert torch.equal(x, torch.ones(3)) and torch.equal(inputs["t"][0], torch.zeros(2))
+
+
+def test_a_placeholder_anywhere_in_the_answer_is_not_done():
+    with pytest.raises(NotDoneError):
+        check("ex-conv-output-size", ([28, ..., 14, 32, 26, 54], 227))
+    with pytest.raises(NotDoneError):
+        check("ex-conv-params", {"conv_3_16": 448, "dense_equivalent": ..., "conv_64_64": 1,
+                                 "depthwise_64": 1})  # fmt: skip

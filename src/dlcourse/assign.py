@@ -363,7 +363,7 @@ def _instructor_answer(exercise: ChapterExercise) -> str:
             result += lines
             continue
         stub = node.body[-1]
-        given = _function_body(starter_lines, node)[:-1] if len(node.body) > 1 else []
+        given = _function_body(starter_lines, node)[:-1]  # all but the stub's raise
         body = _without_given_lines(given, _function_body(code_lines, target))
         result += starter_lines[start : stub.lineno - 1]
         result += _region((notes if not merged else []) + body, " " * stub.col_offset)

@@ -151,7 +151,7 @@ _MULTIHEAD_CASES = [
 def _check_split_merge(split: Any, merge: Any, x: torch.Tensor, n_heads: int) -> None:
     """``split_heads`` puts features ``i d_h:(i+1) d_h`` in head ``i``; ``merge_heads`` undoes it."""
     b, t, d = x.shape
-    heads = call_answer(split, x.clone(), n_heads)
+    heads = call_answer(split, x, n_heads)
     shape = (b, n_heads, t, d // n_heads)
     if not torch.is_tensor(heads) or tuple(heads.shape) != shape:
         raise WrongAnswerError(
@@ -164,7 +164,7 @@ def _check_split_merge(split: Any, merge: Any, x: torch.Tensor, n_heads: int) ->
             "split_heads: head i should hold features i*d_h:(i+1)*d_h of every token (reshape "
             "to (B, T, h, d_h), then swap the T and h axes), as nn.MultiheadAttention does"
         )
-    back = call_answer(merge, heads.clone())
+    back = call_answer(merge, heads)
     if not torch.is_tensor(back) or not torch.equal(back, x):
         raise WrongAnswerError("merge_heads(split_heads(x, h)) should give x back exactly")
 
@@ -193,7 +193,7 @@ def _multihead(answer: Any) -> str:
         module = call_answer(cls, d, h)
         call_answer(module.load_from_torch, reference)
         with torch.no_grad():
-            got = call_answer(module, x.clone())
+            got = call_answer(module, x)
         if isinstance(got, tuple | list):
             got = got[0]
         check_close(require_tensor(got, "output"), expected, rtol=1e-4, atol=1e-5,

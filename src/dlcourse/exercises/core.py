@@ -93,8 +93,13 @@ class CheckResult:
         return f"✔ {self.exercise_id}: correct{extra}"
 
 
-def _is_placeholder(answer: Any) -> bool:
-    return answer is None or answer is Ellipsis
+def _has_placeholder(answer: Any) -> bool:
+    """``...`` or ``None``, as the answer or anywhere inside its lists, tuples and dicts."""
+    if answer is None or answer is Ellipsis:
+        return True
+    if isinstance(answer, dict):
+        return any(_has_placeholder(item) for item in answer.values())
+    return isinstance(answer, list | tuple) and any(_has_placeholder(i) for i in answer)
 
 
 def check(exercise_id: str, answer: Any) -> CheckResult:
@@ -106,12 +111,7 @@ def check(exercise_id: str, answer: Any) -> CheckResult:
     if exercise_id not in EXERCISES:
         known = ", ".join(sorted(EXERCISES))
         raise KeyError(f"unknown exercise {exercise_id!r}; known exercises: {known}")
-    if _is_placeholder(answer) or (
-        isinstance(answer, tuple | list | dict)
-        and any(
-            _is_placeholder(a) for a in (answer.values() if isinstance(answer, dict) else answer)
-        )
-    ):
+    if _has_placeholder(answer):
         raise NotDoneError(exercise_id)
     try:
         note = EXERCISES[exercise_id].checker(answer)
@@ -120,10 +120,23 @@ def check(exercise_id: str, answer: Any) -> CheckResult:
     return CheckResult(exercise_id, note)
 
 
+def _copy_inputs(value: Any) -> Any:
+    """Tensors (also inside lists, tuples and dicts) cloned; other values as they are."""
+    if torch.is_tensor(value):
+        return value.clone()
+    if isinstance(value, dict):
+        return {key: _copy_inputs(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copy_inputs(item) for item in value)
+    return value
+
+
 def call_answer(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a student's function; turn its crash into a ``WrongAnswerError`` naming the error."""
+    """Call a student's function on copies of the inputs (an in-place edit cannot change the
+    reference's inputs); turn its crash into a ``WrongAnswerError`` naming the error."""
     if not callable(fn):
         raise WrongAnswerError(f"expected a function, got {type(fn).__name__}")
+    args, kwargs = _copy_inputs(args), _copy_inputs(kwargs)
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -148,8 +161,11 @@ def check_dtype(value: torch.Tensor, expected: torch.dtype, name: str = "answer"
         )
 
 
-def over_cases(cases: Iterable[tuple[str, Any]], check_one: Callable[[Any], None]) -> str:
-    """Run ``check_one(case)`` on each ``(description, case)``; return ``"N cases"``.
+def over_cases(
+    cases: Iterable[tuple[str, Any]], check_one: Callable[[Any], None] = lambda check: check()
+) -> str:
+    """Run ``check_one(case)`` on each ``(description, case)``; return ``"N cases"``. Without
+    ``check_one`` each case is a function that checks itself (for cases of different kinds).
 
     A failure is reported with its case, and when earlier cases passed the message says so: an
     answer that matches on the first, typical input but not on an empty batch, a batch of one or

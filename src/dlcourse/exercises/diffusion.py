@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -91,9 +92,7 @@ def _q_sample(q_sample: Any) -> str:
     gen = torch.Generator().manual_seed(74)
 
     def call(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        copy = {key: value.clone() for key, value in schedule.items()}
-        return require_tensor(call_answer(q_sample, x0.clone(), t.clone(), noise.clone(), copy),
-                              "x_t")  # fmt: skip
+        return require_tensor(call_answer(q_sample, x0, t, noise, schedule), "x_t")
 
     def check_value(case: tuple[torch.Tensor, torch.Tensor]) -> None:
         x0, t = case
@@ -121,9 +120,8 @@ def _q_sample(q_sample: Any) -> str:
         ("an empty batch (B = 0)", (torch.randn(0, 2), torch.zeros(0, dtype=torch.long))),
     ]  # fmt: skip
     note = over_cases(
-        [(name, (check_value, case)) for name, case in cases]
-        + [("the law of 100k draws at t = 300", (check_law, 300))],
-        lambda check_with: check_with[0](check_with[1]),
+        [(name, partial(check_value, case)) for name, case in cases]
+        + [("the law of 100k draws at t = 300", partial(check_law, 300))]
     )
     return f"seeded batches and the law of 100k draws: {note}"
 
@@ -144,19 +142,13 @@ def _pair(value: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return require_tensor(value[0], "x_prev"), require_tensor(value[1], "x0_hat")
 
 
-def _clone(value: Any) -> Any:
-    return value.clone() if torch.is_tensor(value) else value
-
-
 @exercise("ex-diffusion-ddim-step", CHAPTER, solution=lambda: _reference_ddim_step)
 def _ddim_step(ddim_step: Any) -> str:
     """Deterministic at eta = 0, exact with the true noise, equal to DDIM's update."""
     gen = torch.Generator().manual_seed(75)
 
     def step(x, e, a_t, a_prev, **kwargs):
-        kwargs = {key: _clone(value) for key, value in kwargs.items()}
-        return _pair(call_answer(ddim_step, x.clone(), e.clone(), _clone(a_t), _clone(a_prev),
-                                 **kwargs))  # fmt: skip
+        return _pair(call_answer(ddim_step, x, e, a_t, a_prev, **kwargs))
 
     def check_exact(abar_t: float) -> None:
         """eta = 0 is deterministic, and with the true noise a jump to alpha_bar = 1 gives x0."""
@@ -194,9 +186,8 @@ def _ddim_step(ddim_step: Any) -> str:
         ("an empty batch (B = 0)", (torch.randn(0, 2), 0.2, 0.6, 0.0, False)),
     ]  # fmt: skip
     note = over_cases(
-        [("eta = 0 twice and the true noise", (check_exact, 0.3))]
-        + [(name, (check_update, case)) for name, case in updates],
-        lambda check_with: check_with[0](check_with[1]),
+        [("eta = 0 twice and the true noise", partial(check_exact, 0.3))]
+        + [(name, partial(check_update, case)) for name, case in updates]
     )
     return f"determinism, exact recovery and DDIM's update for eta 0, 0.5 and 1: {note}"
 
@@ -223,7 +214,7 @@ def _v_param(x0_eps_from_v: Any) -> str:
         a = torch.as_tensor(abar, dtype=x0.dtype)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
         v = a.sqrt() * eps - (1 - a).sqrt() * x0
-        got = call_answer(x0_eps_from_v, x_t.clone(), v.clone(), _clone(abar))
+        got = call_answer(x0_eps_from_v, x_t, v, abar)
         if not isinstance(got, tuple | list) or len(got) != 2:
             raise WrongAnswerError("x0_eps_from_v should return a pair (x0, eps)")
         check_close(require_tensor(got[0], "x0"), x0, rtol=1e-4, atol=1e-4, name="x0",

@@ -110,7 +110,7 @@ def _bandit_gradient(bandit_gradient: Any) -> str:
     def check_one(case: tuple[torch.Tensor, torch.Tensor]) -> None:
         logits, rewards = case
         name = f"bandit_gradient(logits={logits.tolist()}, rewards={rewards.tolist()})"
-        raw = call_answer(bandit_gradient, logits.clone(), rewards.clone())
+        raw = call_answer(bandit_gradient, logits, rewards)
         got = _as_1d(raw, name, 2)
         if not torch.isfinite(got).all() and logits.abs().max() > 80:
             raise WrongAnswerError(
@@ -151,7 +151,7 @@ def _baseline_zero(baseline_terms: Any) -> str:
         logits, b = case
         k = len(logits)
         name = f"baseline_terms(logits of {k} actions, b={b})"
-        got = require_tensor(call_answer(baseline_terms, logits.clone(), b), name).double()
+        got = require_tensor(call_answer(baseline_terms, logits, b), name).double()
         if got.shape != (k, k):
             raise WrongAnswerError(
                 f"{name} has the wrong shape: expected ({k}, {k}), one row per action a and one "

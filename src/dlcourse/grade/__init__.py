@@ -55,7 +55,7 @@ def _majority_chapter(paths: list[Path]) -> str | None:
     chapters: Counter[str] = Counter()
     for path in paths:
         try:
-            chapter = chapter_of(read_notebook(path.read_bytes(), path.name))
+            chapter = chapter_of(read_notebook(path.read_bytes()))
         except (OSError, UnreadableSubmission):
             continue
         if chapter:

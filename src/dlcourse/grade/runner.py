@@ -180,7 +180,7 @@ def grade_submission(
     started = monotonic()
     graded = Graded(str(path), student_of(path), chapter or fallback_chapter or "")
     try:
-        notebook = read_notebook(path.read_bytes(), path.name)
+        notebook = read_notebook(path.read_bytes())
     except (OSError, UnreadableSubmission) as error:
         notebook, unreadable = None, f"unreadable submission: {error}"
     else:

@@ -47,7 +47,7 @@ class Step:
     exercise: str | None = None
 
 
-def read_notebook(data: bytes, name: str) -> NotebookNode:
+def read_notebook(data: bytes) -> NotebookNode:
     """Parse a submission's bytes; raise ``UnreadableSubmission`` with a reason."""
     if not data.strip():
         raise UnreadableSubmission("the file is empty")
@@ -55,10 +55,6 @@ def read_notebook(data: bytes, name: str) -> NotebookNode:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UnreadableSubmission("the file is not text (not a Jupyter notebook)") from None
-    if name.endswith(".md"):
-        import jupytext
-
-        return jupytext.reads(text, fmt="md:myst")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
