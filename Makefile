@@ -12,11 +12,20 @@ export DLCOURSE_OFFLINE := 1
 # Fashion-MNIST files, Debian package dataset-fashion-mnist.
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: help install data lint unit chapters book assignments test clean
+# JavaScript the website serves itself, copied from npm packages (pinned in package-lock.json).
+ASSETS := _assets/offline
+MATHJAX := node_modules/mathjax/es5
+WIDGETS := node_modules/@jupyter-widgets/html-manager/dist
+
+# Headless browser for the website test: Debian's chromium (Playwright downloads no browser).
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+
+.PHONY: help install data assets lint unit chapters book browser-test assignments test clean
 
 help:
 	@echo "make book   build the website into _build/html (executes every chapter)"
-	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build"
+	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build, browser test"
+	@echo "make browser-test  every page of the built site in headless Chromium, offline"
 	@echo "make assignments  student and instructor notebooks of every chapter into dist/"
 	@echo "make clean  remove _build (including the execution cache) and dist"
 
@@ -38,6 +47,20 @@ data:
 	else echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist'," \
 	  "or put the four official .gz files in ~/.cache/dlcourse/fashion-mnist (see README)"; fi
 
+# MathJax (the CHTML build, its fonts and TeX extensions), require.js and the ipywidgets HTML
+# manager with its icon fonts: about 6 MB, so math and widgets render with no network.
+assets: $(ASSETS)/mathjax/tex-mml-chtml.js
+
+$(ASSETS)/mathjax/tex-mml-chtml.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf $(ASSETS)
+	mkdir -p $(ASSETS)/mathjax/output/chtml/fonts $(ASSETS)/mathjax/input/tex $(ASSETS)/html-manager
+	cp -r $(MATHJAX)/output/chtml/fonts/woff-v2 $(ASSETS)/mathjax/output/chtml/fonts/
+	cp -r $(MATHJAX)/input/tex/extensions $(ASSETS)/mathjax/input/tex/
+	cp node_modules/requirejs/require.js $(ASSETS)/
+	cp $(WIDGETS)/embed-amd.js $(WIDGETS)/*.woff2 $(WIDGETS)/*.woff $(WIDGETS)/*.ttf $(ASSETS)/html-manager/
+	cp $(MATHJAX)/tex-mml-chtml.js $@
+
 lint: install
 	$(BIN)/ruff check src tests conftest.py
 	$(BIN)/ruff format --check src tests conftest.py
@@ -45,7 +68,7 @@ lint: install
 	$(BIN)/nbqa "ruff format --check" chapters
 
 unit: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/browser
 
 # Every chapter in a fresh kernel; also writes _build/chapter-times.csv and fails a chapter
 # over its 60 s budget (see conftest.py).
@@ -54,7 +77,7 @@ chapters: install
 	  --nbval-cell-timeout=300 chapters
 
 # The execution cache keys on code cells only, so it is dropped whenever the package changes.
-book: install
+book: install assets
 	@mkdir -p _build; h=$$(cat requirements.txt $$(find src -name '*.py' | sort) | sha256sum); \
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$h" ]; then \
 	  rm -rf _build/.jupyter_cache; echo "$$h" > _build/.package-hash; fi
@@ -69,7 +92,16 @@ assignments: install
 	rm -rf dist/student dist/instructor
 	$(BIN)/python -m dlcourse.assign chapters --out dist
 
-test: lint unit chapters book assignments
+# Every page of the built site in Chromium with all non-local requests blocked; screenshots of
+# one chapter per part go to _build/screenshots/.
+browser-test: book
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "Chromium is missing: run 'sudo apt-get install chromium'"; exit 1; fi; fi
+	$(BIN)/python -m pytest -q tests/browser
+
+test: lint unit chapters book browser-test assignments
 
 clean:
-	rm -rf _build dist
+	rm -rf _build dist _assets/offline

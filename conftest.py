@@ -23,7 +23,7 @@ try:
     import jupytext
     from nbval.plugin import IPyNbCell, IPyNbFile, find_comment_markers, find_metadata_tags
 
-    from dlcourse.assign import is_notebook_chapter
+    from dlcourse.chapters import is_notebook_chapter
 except ImportError:  # plain `pytest tests` works without the notebook toolchain
     IPyNbFile = None
 

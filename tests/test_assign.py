@@ -12,12 +12,12 @@ from dlcourse.assign import (
     BEGIN_SOLUTION,
     END_SOLUTION,
     ChapterFormatError,
-    chapter_files,
     instructor_notebook,
     main,
     parse_chapter,
     student_notebook,
 )
+from dlcourse.chapters import chapter_files
 from dlcourse.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
