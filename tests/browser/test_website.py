@@ -188,6 +188,10 @@ _INSPECT = """() => {
         'script[type="application/vnd.jupyter.widget-view+json"]')]
         .filter(s => s.parentElement.querySelector('.jupyter-widgets img')).length,
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    cutOff: [...document.querySelectorAll('mjx-container[display="true"]')]
+        .filter(m => m.scrollWidth > m.clientWidth + 1
+                && !['auto', 'scroll'].includes(getComputedStyle(m).overflowX))
+        .map(m => m.textContent.slice(0, 40)),
   };
 }"""
 
@@ -204,6 +208,7 @@ def test_page_works_offline(visit, site_url, path):
     seen = page.page.evaluate(_INSPECT)
     assert seen["mathErrors"] == 0
     assert seen["untypeset"] == [], "math left as raw TeX"
+    assert seen["cutOff"] == [], "wide equations cut off at the column edge"
     assert seen["broken"] == [], "broken images"
     assert seen["unlabelled"] == [], "images with neither alt text nor a caption"
     assert seen["widgetsRendered"] == seen["widgetViews"], "widgets that did not render"
