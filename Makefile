@@ -11,13 +11,18 @@ export OMP_NUM_THREADS := 1
 export DLCOURSE_OFFLINE := 1
 # Fashion-MNIST files, Debian package dataset-fashion-mnist.
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+# Debian packages for `make pdf` (150 MB to download): xelatex and its fonts, xindy for the
+# index, WenQuanYi Micro Hei for the glossary's Chinese.
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+  texlive-xetex texlive-plain-generic fonts-freefont-otf xindy fonts-wqy-microhei
 
-.PHONY: help install data lint unit chapters book assignments test clean
+.PHONY: help install data lint unit chapters book assignments pdf test clean
 
 help:
 	@echo "make book   build the website into _build/html (executes every chapter)"
 	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build"
 	@echo "make assignments  student and instructor notebooks of every chapter into dist/"
+	@echo "make pdf    the whole book as one PDF, _build/latex/book.pdf (installs TeX as root)"
 	@echo "make clean  remove _build (including the execution cache) and dist"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -68,6 +73,19 @@ book: install
 assignments: install
 	rm -rf dist/student dist/instructor
 	$(BIN)/python -m dlcourse.assign chapters --out dist
+
+# The book as one PDF through xelatex; not part of `make test`. _build/latex is rebuilt from
+# scratch: after a failed run latexmk would otherwise report the old error and stop.
+pdf: install
+	@if command -v xelatex >/dev/null && command -v xindy >/dev/null && \
+	  fc-list -q "WenQuanYi Micro Hei"; then echo "TeX: $$(command -v xelatex)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else echo "xelatex, xindy or the font WenQuanYi Micro Hei is missing: run" \
+	  "'sudo apt-get install --no-install-recommends $(TEX_PACKAGES)'"; exit 1; fi
+	rm -rf _build/latex
+	$(BIN)/jupyter-book build . --builder pdflatex
+	@echo "PDF: _build/latex/book.pdf"
 
 test: lint unit chapters book assignments
 
