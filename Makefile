@@ -11,6 +11,10 @@ export OMP_NUM_THREADS := 1
 export DLCOURSE_OFFLINE := 1
 # Fashion-MNIST files, Debian package dataset-fashion-mnist.
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+# Debian packages for `make pdf` (150 MB to download): xelatex and its fonts, xindy for the
+# index, WenQuanYi Micro Hei for the glossary's Chinese.
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+  texlive-xetex texlive-plain-generic fonts-freefont-otf xindy fonts-wqy-microhei
 
 # JavaScript the website serves itself, copied from npm packages (pinned in package-lock.json).
 ASSETS := _assets/offline
@@ -20,13 +24,14 @@ WIDGETS := node_modules/@jupyter-widgets/html-manager/dist
 # Headless browser for the website test: Debian's chromium (Playwright downloads no browser).
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
 
-.PHONY: help install data assets lint unit chapters book browser-test assignments test clean
+.PHONY: help install data assets lint unit chapters execution-cache book browser-test assignments pdf test clean
 
 help:
 	@echo "make book   build the website into _build/html (executes every chapter)"
 	@echo "make test   lint, unit tests, nbval on every chapter, warning-free book build, browser test"
 	@echo "make browser-test  every page of the built site in headless Chromium, offline"
 	@echo "make assignments  student and instructor notebooks of every chapter into dist/"
+	@echo "make pdf    the whole book as one PDF, _build/latex/book.pdf (installs TeX as root)"
 	@echo "make clean  remove _build (including the execution cache) and dist"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -76,11 +81,14 @@ chapters: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 	  --nbval-cell-timeout=300 chapters
 
-# The execution cache keys on code cells only, so it is dropped whenever the package changes.
-book: install assets
+# The execution cache keys on code cells only, and Sphinx re-reads only edited pages, so both
+# the cache and Sphinx's saved doctrees are dropped whenever the package changes.
+execution-cache:
 	@mkdir -p _build; h=$$(cat requirements.txt $$(find src -name '*.py' | sort) | sha256sum); \
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$h" ]; then \
-	  rm -rf _build/.jupyter_cache; echo "$$h" > _build/.package-hash; fi
+	  rm -rf _build/.jupyter_cache _build/.doctrees; echo "$$h" > _build/.package-hash; fi
+
+book: install assets execution-cache
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@test -n "$$(ls _build/html/_images 2>/dev/null)" || \
 	  { echo "no figures in _build/html/_images (is MPLBACKEND=Agg exported?)"; exit 1; }
@@ -100,6 +108,19 @@ browser-test: book
 	    apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "Chromium is missing: run 'sudo apt-get install chromium'"; exit 1; fi; fi
 	$(BIN)/python -m pytest -q tests/browser
+
+# The book as one PDF through xelatex; not part of `make test`. _build/latex is rebuilt from
+# scratch: after a failed run latexmk would otherwise report the old error and stop.
+pdf: install execution-cache
+	@if command -v xelatex >/dev/null && command -v xindy >/dev/null && \
+	  fc-list -q "WenQuanYi Micro Hei"; then echo "TeX: $$(command -v xelatex)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else echo "xelatex, xindy or the font WenQuanYi Micro Hei is missing: run" \
+	  "'sudo apt-get install --no-install-recommends $(TEX_PACKAGES)'"; exit 1; fi
+	rm -rf _build/latex
+	$(BIN)/jupyter-book build . --builder pdflatex
+	@echo "PDF: _build/latex/book.pdf"
 
 test: lint unit chapters book browser-test assignments
 
