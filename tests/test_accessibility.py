@@ -25,7 +25,7 @@ import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 
 from dlcourse import plot
-from dlcourse.assign import is_notebook_chapter
+from dlcourse.chapters import is_notebook_chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
