@@ -158,6 +158,7 @@ def test_generated_notebook_runs_with_the_colab_bootstrap(tmp_path, monkeypatch)
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # Colab's kernel cannot see this checkout
 
     notebook = notebook_copy(CHAPTER, REPOSITORY)
     rerun = 'os.environ["DLCOURSE_SOURCE"] = "file:///nonexistent"\n' + bootstrap_source(REPOSITORY)

@@ -34,6 +34,7 @@ from nbformat import NotebookNode
 
 from dlcourse.chapters import chapter_files, chapter_id
 from dlcourse.exercises import EXERCISES
+from dlcourse.myst import Targets, chapter_targets, markdown_cells, to_markdown
 
 __all__ = [
     "BEGIN_SOLUTION",
@@ -41,9 +42,11 @@ __all__ = [
     "METADATA_KEY",
     "ChapterExercise",
     "ChapterFormatError",
+    "directive_name",
     "instructor_notebook",
     "main",
     "parse_chapter",
+    "statement_cell",
     "student_notebook",
     "write_assignments",
 ]
@@ -55,7 +58,6 @@ NBGRADER_SCHEMA = 3
 
 _DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise|solution-start|solution-end)\}"
                         r"(?P<argument>.*)$")  # fmt: skip
-_ROLE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<text>[^`]*)`")
 
 
 class ChapterFormatError(ValueError):
@@ -87,10 +89,12 @@ def _split_directives(cell: NotebookNode) -> list[tuple[str | None, str, Noteboo
     """Split a markdown cell into (directive name or None, argument, cell) pieces.
 
     Each ``{exercise}``, ``{solution-start}`` and ``{solution-end}`` block becomes its own piece;
-    the text between them stays plain markdown.
+    the text between them stays plain markdown. A cell without them is its own one piece.
     """
-    pieces: list[tuple[str | None, str, NotebookNode]] = []
     lines = cell.source.split("\n")
+    if not any(_DIRECTIVE.match(line) for line in lines):
+        return [(None, "", cell)]
+    pieces: list[tuple[str | None, str, NotebookNode]] = []
     plain: list[str] = []
 
     def flush_plain() -> None:
@@ -221,22 +225,21 @@ def parse_chapter(path: str | Path) -> tuple[NotebookNode, list, list[ChapterExe
 # Writing the notebooks
 
 
-def _plain_markdown(text: str) -> str:
-    """MyST roles that Jupyter does not render, as plain Markdown."""
-
-    def replace(match: re.Match) -> str:
-        role, text = match["role"], match["text"]
-        if role == "math":
-            return f"${text}$"
-        shown = re.sub(r"\s*<[^>]*>$", "", text) or text
-        return f"({shown})" if role == "eq" else shown
-
-    return _ROLE.sub(replace, text)
+def directive_name(cell: NotebookNode) -> str | None:
+    """``exercise``, ``solution-start`` or ``solution-end`` for a directive piece, else None."""
+    first_line = cell.source.split("\n", 1)[0]
+    opener = _DIRECTIVE.match(first_line) if cell.cell_type == "markdown" else None
+    return opener["name"] if opener else None
 
 
-def _statement_cell(exercise: ChapterExercise, number: int) -> NotebookNode:
+def statement_cell(exercise: ChapterExercise, targets: Targets, position: int) -> NotebookNode:
+    """The exercise at ``position`` as "### Exercise N: title", its statement in plain Markdown
+    and the check that grades it."""
+    number = targets.exercises[exercise.id]
+    title = to_markdown(exercise.title, targets, position)
+    statement = to_markdown(exercise.statement, targets, position)
     text = (
-        f"### Exercise {number}: {exercise.title}\n\n{_plain_markdown(exercise.statement)}\n\n"
+        f"### Exercise {number}: {title}\n\n{statement}\n\n"
         f'*Checked by `check("{exercise.id}", {exercise.answer})`; '
         f"{exercise.points} point{'s' * (exercise.points != 1)}.*"
     )
@@ -298,19 +301,20 @@ def _region(lines: Sequence[str], indent: str) -> list[str]:
     return [indent + BEGIN_SOLUTION, *inner, indent + END_SOLUTION]
 
 
-def _instructor_answer(exercise: ChapterExercise) -> str:
+def _instructor_answer(exercise: ChapterExercise, targets: Targets, position: int) -> str:
     """The starter with its holes filled by the solution, between nbgrader's markers.
 
     Statement by statement: the starter's given code stays; a ``name = ...`` placeholder goes
     (the solution defines the name); a stub function that the solution defines keeps its
     signature and docstring and gets the solution's body as a region, so that nbgrader gives
-    the starter back to students; the rest of the solution is one region at the end.
+    the starter back to students; the rest of the solution is one region at the end. The
+    solution's text comes first, as comments (the cell sits at ``position``).
     """
     notes = [
-        f"# {_plain_markdown(line)}".rstrip()
+        f"# {line}".rstrip()
         for piece in exercise.solution
-        if piece.cell_type == "markdown" and not _DIRECTIVE.match(piece.source)
-        for line in piece.source.split("\n")
+        if piece.cell_type == "markdown" and not directive_name(piece)
+        for line in to_markdown(piece.source, targets, position).split("\n")
     ]
     code = "\n\n".join(p.source for p in exercise.solution if p.cell_type == "code")
     code_lines, starter_lines = code.split("\n"), exercise.starter.source.split("\n")
@@ -363,17 +367,20 @@ def _notebook_metadata(source: NotebookNode, chapter: str, variant: str, exercis
 
 def _assemble(path: Path, variant: str) -> NotebookNode:
     source, pieces, exercises = parse_chapter(path)
-    numbers = {e.id: i + 1 for i, e in enumerate(exercises)}
+    targets = chapter_targets(path, [cell for _, _, cell in pieces], [e.id for e in exercises])
     cells: list[NotebookNode] = []
-    for kind, exercise, cell in pieces:
-        if kind is None:
+    for position, (kind, exercise, cell) in enumerate(pieces):
+        if kind is None and cell.cell_type == "markdown":
+            cells += markdown_cells(cell, targets, position)
+        elif kind is None:
             cells.append(cell)
         elif kind == "exercise":
-            cells.append(_statement_cell(exercise, numbers[exercise.id]))
+            cells.append(statement_cell(exercise, targets, position))
         elif kind == "starter" and variant == "student":
             cells.append(_code_cell(cell.source, exercise.id, "answer"))
         elif kind == "starter":
-            cells.append(_code_cell(_instructor_answer(exercise), exercise.id, "answer",
+            answer = _instructor_answer(exercise, targets, position)
+            cells.append(_code_cell(answer, exercise.id, "answer",
                                     {"grade": False, "grade_id": exercise.id, "locked": False,
                                      "solution": True}))  # fmt: skip
         elif kind == "check":

@@ -8,6 +8,10 @@ writes ``build/colab/chapters/<part>/<chapter>.ipynb`` for every chapter (no out
 kernelspec kept), which ``.ci/publish_colab`` commits to the branch the Colab buttons open. The
 website build writes the same copies next to its pages (``dlcourse.website.notebook_links``).
 
+The copies are the whole chapter, solutions included, in the Markdown that Jupyter and Colab
+render (``dlcourse.myst``): each exercise is the "### Exercise N" cell of the student notebook
+(``dlcourse.assign``), each solution starts with a "**Solution.**" cell; code cells are unchanged.
+
 The first cell of every chapter is the *bootstrap*: hidden on the website, it installs
 ``dlcourse`` from the repository when, and only when, it runs on Colab and the package is
 missing, so running it twice costs nothing. Its text is rendered here from the repository URL
@@ -30,7 +34,9 @@ import jupytext
 import nbformat
 from nbformat import NotebookNode
 
+from dlcourse.assign import directive_name, parse_chapter, statement_cell
 from dlcourse.chapters import chapter_files
+from dlcourse.myst import chapter_targets, markdown_cells
 
 __all__ = [
     "Repository",
@@ -103,18 +109,37 @@ def _bootstrap_index(notebook: NotebookNode, path: Path) -> int:
     return code[0]
 
 
+def _reader_cells(path: Path, pieces: list, exercises: list) -> list[NotebookNode]:
+    """The chapter's cells for a reader: markdown converted, exercises as statement cells."""
+    targets = chapter_targets(path, [cell for _, _, cell in pieces], [e.id for e in exercises])
+    cells: list[NotebookNode] = []
+    for position, (kind, exercise, cell) in enumerate(pieces):
+        directive = directive_name(cell)
+        if kind == "exercise":
+            cells.append(statement_cell(exercise, targets, position))
+        elif directive == "solution-start":
+            cells.append(nbformat.v4.new_markdown_cell("**Solution.**"))
+        elif cell.cell_type == "markdown" and directive != "solution-end":
+            cells += markdown_cells(cell, targets, position)
+        elif cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cells.append(cell)
+    return cells
+
+
 def notebook_copy(path: str | Path, repository: Repository) -> NotebookNode:
     """Chapter ``path`` as a clean notebook: no outputs, the bootstrap rendered for ``repository``.
 
-    Cells, tags and the kernelspec stay as they are; jupytext's own metadata goes.
+    Code cells, tags and the kernelspec stay as they are; markdown becomes what Colab renders;
+    jupytext's own metadata goes; cell ids are stable (``cell-000``, ...).
     """
     path = Path(path)
-    notebook = jupytext.read(path)
+    notebook, pieces, exercises = parse_chapter(path)
     notebook.cells[_bootstrap_index(notebook, path)].source = bootstrap_source(repository)
+    notebook.cells = _reader_cells(path, pieces, exercises)
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number:03d}"
     notebook.metadata.pop("jupytext", None)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
     nbformat.validate(notebook)
     return notebook
 
