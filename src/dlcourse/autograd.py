@@ -306,3 +306,169 @@ def two_layer_forward_backward(
     G1 = (G2 @ W2) * (Z1 > 0)
     dW1, db1 = G1.T @ X, G1.sum(dim=0)
     return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "Z1": G1, "Z2": G2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward mode, and a look inside torch.autograd's graph (chapter 1.2)
+
+__all__ += ["Dual", "graph_text"]
+
+
+class Dual:
+    """A dual number ``value + tangent * eps`` with ``eps**2 = 0``: forward-mode differentiation.
+
+    Every operation maps ``(a, a')`` to ``(f(a), f'(a) a')`` (chain rule), so after evaluating
+    ``f`` on inputs whose tangents form a direction ``v``, the output's ``tangent`` is the
+    directional derivative :math:`\\nabla f \\cdot v`. One pass per input direction: the full
+    gradient of ``f: R^n -> R`` needs ``n`` passes (reverse mode, ``Value``, needs one).
+    Supports ``+ - * /`` (with numbers on either side), ``** k`` for a number ``k``, ``exp``,
+    ``log``, ``tanh`` and ``relu`` (derivative 0 at 0, as in PyTorch).
+    """
+
+    __slots__ = ("value", "tangent")
+
+    def __init__(self, value: float, tangent: float = 0.0):
+        for name, x in (("value", value), ("tangent", tangent)):
+            if isinstance(x, Dual) or not isinstance(x, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+        self.value = float(value)
+        self.tangent = float(tangent)
+
+    def __repr__(self) -> str:
+        return f"Dual(value={self.value:.6g}, tangent={self.tangent:.6g})"
+
+    @staticmethod
+    def _lift(other: Dual | float) -> Dual:
+        if isinstance(other, Dual):
+            return other
+        if isinstance(other, numbers.Real):
+            return Dual(other)  # a constant: tangent 0
+        raise TypeError(f"cannot combine a Dual with {type(other).__name__}")
+
+    def __add__(self, other: Dual | float) -> Dual:
+        other = self._lift(other)
+        return Dual(self.value + other.value, self.tangent + other.tangent)
+
+    def __sub__(self, other: Dual | float) -> Dual:
+        other = self._lift(other)
+        return Dual(self.value - other.value, self.tangent - other.tangent)
+
+    def __mul__(self, other: Dual | float) -> Dual:
+        other = self._lift(other)
+        tangent = self.tangent * other.value + self.value * other.tangent  # product rule
+        return Dual(self.value * other.value, tangent)
+
+    def __truediv__(self, other: Dual | float) -> Dual:
+        other = self._lift(other)
+        if other.value == 0.0:
+            raise ZeroDivisionError("division of a Dual by zero")
+        q = self.value / other.value
+        return Dual(q, (self.tangent - q * other.tangent) / other.value)  # quotient rule
+
+    def __radd__(self, other: float) -> Dual:
+        return self._lift(other) + self
+
+    def __rsub__(self, other: float) -> Dual:
+        return self._lift(other) - self
+
+    def __rmul__(self, other: float) -> Dual:
+        return self._lift(other) * self
+
+    def __rtruediv__(self, other: float) -> Dual:
+        return self._lift(other) / self
+
+    def __neg__(self) -> Dual:
+        return Dual(-self.value, -self.tangent)
+
+    def __pow__(self, k: float) -> Dual:
+        if isinstance(k, Dual) or not isinstance(k, numbers.Real):
+            raise TypeError(f"the exponent k must be a number, got {type(k).__name__}")
+        return Dual(self.value**k, k * self.value ** (k - 1) * self.tangent)
+
+    def exp(self) -> Dual:
+        e = math.exp(self.value)
+        return Dual(e, e * self.tangent)
+
+    def log(self) -> Dual:
+        if self.value <= 0:
+            raise ValueError(f"log needs a positive Dual, got value={self.value}")
+        return Dual(math.log(self.value), self.tangent / self.value)
+
+    def tanh(self) -> Dual:
+        t = math.tanh(self.value)
+        return Dual(t, (1.0 - t * t) * self.tangent)
+
+    def relu(self) -> Dual:
+        """max(x, 0); derivative 0 at exactly 0, as in PyTorch and ``Value.relu``."""
+        return Dual(max(self.value, 0.0), self.tangent if self.value > 0 else 0.0)
+
+
+def _describe_saved(value: object) -> str:
+    """A short text for one saved-for-backward attribute of a ``grad_fn`` node."""
+    if torch.is_tensor(value):
+        if value.numel() <= 4:
+            numbers_ = ", ".join(f"{v:.4g}" for v in value.detach().reshape(-1).tolist())
+            return f"[{numbers_}]" if value.ndim else numbers_
+        return f"tensor{tuple(value.shape)}"
+    if value is None:
+        return "not saved"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def graph_text(
+    t: torch.Tensor, max_depth: int = 20, names: dict[str, torch.Tensor] | None = None
+) -> str:
+    """The backward graph behind ``t`` as indented text, one node per line, output first.
+
+    Walks ``t.grad_fn`` and its ``next_functions`` (the backward functions of the inputs). Each
+    line names the node's class (``MulBackward0``: the backward of a product) and the values it
+    saved for the backward pass (its ``_saved_*`` attributes; ``<freed>`` once ``backward()``
+    has released them). ``AccumulateGrad`` nodes are the leaves that will receive ``.grad``,
+    labelled by their name in ``names`` (``{"w": w}``) when given; ``(no grad)`` marks an input
+    that does not require gradients. A node reached a second time is printed once more with
+    ``(seen above)`` and not expanded again; below ``max_depth`` levels the walk stops at
+    ``...``.
+    """
+    if not torch.is_tensor(t):
+        raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
+    if t.grad_fn is None:
+        kind = "a leaf" if t.requires_grad else "a tensor that does not require grad"
+        raise ValueError(f"t has no grad_fn (it is {kind}); pass the result of an operation")
+    if not isinstance(max_depth, int) or max_depth < 1:
+        raise ValueError(f"max_depth must be a positive int, got {max_depth!r}")
+    leaf_names = {id(v): k for k, v in (names or {}).items()}
+    lines: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(t.grad_fn, 0)]
+    while stack:  # depth first, with an explicit stack (deep graphs, no recursion limit)
+        node, depth = stack.pop()
+        indent = "  " * depth
+        if node is None:
+            lines.append(f"{indent}(no grad)")
+            continue
+        if depth >= max_depth:
+            lines.append(f"{indent}...")
+            continue
+        name = type(node).__name__
+        if name == "AccumulateGrad":
+            leaf = node.variable
+            label = leaf_names.get(id(leaf), "")
+            label = f" {label}" if label else ""
+            lines.append(f"{indent}AccumulateGrad -> leaf{label} {tuple(leaf.shape)}")
+            continue
+        if id(node) in seen:
+            lines.append(f"{indent}{name} (seen above)")
+            continue
+        seen.add(id(node))
+        saved = []
+        for attr in sorted(a for a in dir(node) if a.startswith("_saved_")):
+            try:
+                text = _describe_saved(getattr(node, attr))
+            except RuntimeError:  # released by backward()
+                text = "<freed>"
+            saved.append(f"{attr.removeprefix('_saved_')}={text}")
+        lines.append(f"{indent}{name}" + (f"  saved: {', '.join(saved)}" if saved else ""))
+        stack.extend((child, depth + 1) for child, _ in reversed(node.next_functions))
+    return "\n".join(lines)

@@ -256,3 +256,63 @@ def computation_graph(root, ax: plt.Axes | None = None, precision: int = 2) -> p
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
     ax.axis("off")
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient fields (chapter 1.2)
+
+__all__ += ["plot_gradient_field"]
+
+
+def plot_gradient_field(
+    f,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    n: int = 15,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Contours of ``f(x, y)`` and arrows of :math:`-\\nabla f` on an ``n x n`` grid.
+
+    ``f`` takes two tensors of the same shape and returns a tensor of that shape (element-wise,
+    e.g. ``lambda x, y: x**2 + 4 * y**2``); the gradient comes from ``torch.autograd`` in
+    float64. Axes are equal, so an arrow that looks perpendicular to a contour is. Arrows are
+    drawn to scale in data units (the longest is 0.95 grid cells); the ``Quiver`` is
+    ``ax.collections[-1]``, its ``X, Y, U, V`` the base points and the arrows.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be callable as f(x, y), got {type(f).__name__}")
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not float(lim[0]) < float(lim[1]):
+            raise ValueError(f"{name} must be (low, high) with low < high, got {lim!r}")
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+
+    def evaluate(nx: int) -> tuple[torch.Tensor, ...]:
+        xs = torch.linspace(float(xlim[0]), float(xlim[1]), nx, dtype=torch.float64)
+        ys = torch.linspace(float(ylim[0]), float(ylim[1]), nx, dtype=torch.float64)
+        X, Y = (g.clone().requires_grad_() for g in torch.meshgrid(xs, ys, indexing="xy"))
+        Z = f(X, Y)
+        if not torch.is_tensor(Z) or Z.shape != X.shape:
+            raise ValueError(f"f(x, y) must return a tensor shaped like x {tuple(X.shape)}")
+        gx, gy = torch.autograd.grad(Z.sum(), (X, Y), allow_unused=True)
+        gx = torch.zeros_like(X) if gx is None else gx
+        gy = torch.zeros_like(Y) if gy is None else gy
+        return X.detach(), Y.detach(), Z.detach(), gx, gy
+
+    width, height = float(xlim[1]) - float(xlim[0]), float(ylim[1]) - float(ylim[0])
+    ax = ax or plt.subplots(figsize=(5.5, min(8.0, 0.6 + 5.0 * height / width)))[1]
+    X, Y, Z, _, _ = evaluate(120)
+    ax.contour(X.numpy(), Y.numpy(), Z.numpy(), levels=12, cmap=SEQUENTIAL_CMAP, linewidths=1)
+    X, Y, _, gx, gy = evaluate(n)
+    length = torch.sqrt(gx**2 + gy**2).max().item()
+    cell = min(width, height) / (n - 1)
+    ax.quiver(
+        X.numpy(), Y.numpy(), -gx.numpy(), -gy.numpy(), color=PALETTE["vermillion"],
+        angles="xy", scale_units="xy", scale=max(length, 1e-12) / (0.95 * cell), width=0.005,
+    )  # fmt: skip
+    ax.set_aspect("equal")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return ax

@@ -207,3 +207,38 @@ def fit(
             model.train()
     bar.close()
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient monitoring (chapter 1.2; clipping is chapter 2.8)
+
+__all__ += ["global_grad_norm"]
+
+
+def global_grad_norm(params: Iterable[torch.Tensor] | torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """The p-norm of all ``.grad`` tensors of ``params`` concatenated into one vector.
+
+    :math:`\\lVert g\\rVert_p = (\\sum_i |g_i|^p)^{1/p}` over every entry of every gradient;
+    ``p = inf`` gives :math:`\\max_i |g_i|`. Computed as the p-norm of the per-tensor p-norms
+    (the same number, without concatenating). Parameters whose ``.grad`` is ``None`` are
+    skipped; with no gradient at all the result is ``tensor(0.)``. Returns a 0-dim tensor on the
+    device of the first gradient, detached (a monitoring signal, not part of the graph).
+    """
+    if torch.is_tensor(params):
+        params = [params]
+    params = list(params)
+    for i, param in enumerate(params):
+        if not torch.is_tensor(param):
+            raise TypeError(f"params must hold tensors, item {i} is {type(param).__name__}")
+    p = float(p)
+    if not p >= 1.0:  # also rejects NaN
+        raise ValueError(f"p must be >= 1 (or inf) for a norm, got {p}")
+    grads = [param.grad.detach() for param in params if param.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    dtype = grads[0].dtype
+    for g in grads[1:]:
+        dtype = torch.promote_types(dtype, g.dtype)
+    dev = grads[0].device
+    norms = [torch.linalg.vector_norm(g.to(dtype), ord=p).to(dev) for g in grads]
+    return torch.linalg.vector_norm(torch.stack(norms), ord=p)
