@@ -266,3 +266,160 @@ def dot_product_test(
         jv = (plus - minus) / (2 * eps)
         results[name] = ((g * jv).sum().item(), (grad_p * v).sum().item())
     return results
+
+
+# =============================================================================================
+# Chapter 1.6: initialization schemes and the activation statistics of deep networks
+# =============================================================================================
+
+INIT_SCHEMES = (
+    "normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_normal",
+    "orthogonal",
+    "zeros",
+    "constant",
+)
+# the keyword arguments each scheme accepts, with their defaults
+_INIT_KWARGS: dict[str, dict[str, object]] = {
+    "normal": {"mean": 0.0, "std": 0.01},
+    "xavier_uniform": {"gain": 1.0},
+    "xavier_normal": {"gain": 1.0},
+    "kaiming_uniform": {"a": 0.0, "mode": "fan_in", "nonlinearity": "relu"},
+    "kaiming_normal": {"a": 0.0, "mode": "fan_in", "nonlinearity": "relu"},
+    "lecun_normal": {},
+    "orthogonal": {"gain": 1.0},
+    "zeros": {},
+    "constant": {"value": None},
+}
+
+
+def _init_weight_(
+    w: torch.Tensor, scheme: str, kw: dict[str, object], generator: torch.Generator | None
+) -> None:
+    from torch import nn
+
+    if scheme == "normal":
+        nn.init.normal_(w, mean=kw["mean"], std=kw["std"], generator=generator)
+    elif scheme == "xavier_uniform":
+        nn.init.xavier_uniform_(w, gain=kw["gain"], generator=generator)
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(w, gain=kw["gain"], generator=generator)
+    elif scheme in ("kaiming_uniform", "kaiming_normal"):
+        init = nn.init.kaiming_uniform_ if scheme == "kaiming_uniform" else nn.init.kaiming_normal_
+        init(w, a=kw["a"], mode=kw["mode"], nonlinearity=kw["nonlinearity"], generator=generator)
+    elif scheme == "lecun_normal":
+        fan_in = w[0].numel()  # in_features (Linear) or in_channels / groups * kernel size (Conv)
+        nn.init.normal_(w, std=1.0 / math.sqrt(fan_in), generator=generator)
+    elif scheme == "orthogonal":
+        nn.init.orthogonal_(w, gain=kw["gain"], generator=generator)
+    elif scheme == "zeros":
+        nn.init.zeros_(w)
+    else:  # constant
+        nn.init.constant_(w, kw["value"])
+
+
+def init_module(
+    m: torch.nn.Module,
+    scheme: str,
+    *,
+    bias: float = 0.0,
+    generator: torch.Generator | None = None,
+    **kw: object,
+) -> None:
+    """Re-initialize, in place and under ``torch.no_grad()``, every Linear and Conv in ``m``.
+
+    Weight ``W: (out, in)`` for Linear, ``(out, in / groups, *kernel)`` for Conv, so
+    ``fan_in = in * prod(kernel)`` and ``fan_out = out * prod(kernel)``. Schemes (std
+    :math:`\\sigma` of the weights):
+
+    - ``"normal"``: :math:`\\mathcal N(\\text{mean}, \\text{std}^2)`, default ``std=0.01``;
+    - ``"xavier_uniform"`` / ``"xavier_normal"``: :math:`\\sigma^2 = \\text{gain}^2 \\cdot
+      2/(\\text{fan\\_in}+\\text{fan\\_out})` (uniform bound :math:`\\sqrt{3}\\sigma`);
+    - ``"kaiming_uniform"`` / ``"kaiming_normal"``: :math:`\\sigma^2 = 2/\\text{fan}` for
+      ReLU, with ``mode="fan_in"`` (default, preserves the forward pass) or ``"fan_out"``
+      (preserves the backward pass); ``a`` and ``nonlinearity`` as in ``torch.nn.init``;
+    - ``"lecun_normal"``: :math:`\\sigma^2 = 1/\\text{fan\\_in}` (for SELU);
+    - ``"orthogonal"``: a (semi-)orthogonal matrix times ``gain``;
+    - ``"zeros"``, ``"constant"`` (needs ``value=``): no randomness, so no symmetry breaking.
+
+    Biases are set to the constant ``bias`` (default 0). ``generator`` makes the draw
+    reproducible without touching the global random state (it may live on another device than
+    the model: the draw is copied over). Layers that are not Linear or Conv
+    (norms, embeddings, recurrent cells) are left as they are.
+    """
+    from torch import nn
+
+    if not isinstance(m, nn.Module):
+        raise TypeError(f"m must be a torch.nn.Module, got {type(m).__name__}")
+    if scheme not in _INIT_KWARGS:
+        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
+    unknown = set(kw) - set(_INIT_KWARGS[scheme])
+    if unknown:
+        allowed = sorted(_INIT_KWARGS[scheme]) or "none"
+        raise TypeError(
+            f"scheme={scheme!r} does not take {sorted(unknown)}; its keyword arguments: {allowed}"
+        )
+    options = {**_INIT_KWARGS[scheme], **kw}
+    if scheme == "constant" and not isinstance(options["value"], int | float):
+        raise ValueError("scheme='constant' needs a number value=..., e.g. value=0.1")
+    if scheme == "normal" and not float(options["std"]) >= 0:
+        raise ValueError(f"std must be >= 0, got {options['std']}")
+    layers = (nn.Linear, nn.modules.conv._ConvNd)
+    with torch.no_grad():
+        for module in m.modules():
+            if not isinstance(module, layers):
+                continue
+            weight = module.weight
+            if generator is not None and generator.device != weight.device:
+                # draw where the generator lives (a CPU generator for a GPU model), then copy
+                draw = torch.empty_like(weight, device=generator.device)
+                _init_weight_(draw, scheme, options, generator)
+                weight.copy_(draw)
+            else:
+                _init_weight_(weight, scheme, options, generator)
+            if module.bias is not None:
+                module.bias.fill_(bias)
+
+
+def activation_stats(
+    depth: int,
+    width: int,
+    init: str,
+    act=torch.relu,
+    n: int = 512,
+    seed: int = 0,
+    **init_kw: object,
+) -> list[float]:
+    """Std of the activations after each layer of a freshly initialized deep MLP.
+
+    The network is ``depth`` blocks ``h <- act(h W_l^T)`` with ``W_l: (width, width)`` drawn by
+    ``init_module(..., init, **init_kw)`` and zero biases; the input ``h_0: (n, width)`` is
+    standard normal. Returns ``[std(h_1), ..., std(h_depth)]`` (over all ``n * width``
+    entries). With :math:`\\mathrm{Var}[o] = n_{in}\\sigma^2\\mathrm{Var}[h]` per layer, the std
+    stays of order one only when :math:`\\sigma^2` matches the activation (``2/width`` for
+    ReLU). Computed in float64 so that vanishing values are measured, not rounded to zero.
+    """
+    from torch import nn
+
+    for name, value in (("depth", depth), ("width", width), ("n", n)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not callable(act):
+        raise TypeError(f"act must be callable (e.g. torch.relu), got {type(act).__name__}")
+    generator = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, width, generator=generator, dtype=torch.float64)
+    layer = nn.utils.skip_init(nn.Linear, width, width, bias=False, dtype=torch.float64)
+    stds = []
+    with torch.no_grad():
+        for _ in range(depth):
+            init_module(layer, init, generator=generator, **init_kw)
+            h = act(layer(h))
+            stds.append(h.std().item())
+    return stds
+
+
+__all__ += ["INIT_SCHEMES", "activation_stats", "init_module"]

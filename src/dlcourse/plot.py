@@ -316,3 +316,43 @@ def plot_gradient_field(
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     return ax
+
+
+# =============================================================================================
+# Chapter 1.6: per-layer statistics (activation std, gradient norms) of several models
+
+
+def plot_layer_stats(
+    stats: Mapping[str, Sequence[float]],
+    logy: bool = True,
+    ylabel: str = "",
+    *,
+    ax: plt.Axes | None = None,
+    xlabel: str = "layer",
+    title: str | None = None,
+) -> plt.Axes:
+    """One curve with markers per model: a statistic (activation std, gradient norm, ...)
+    against the layer index 1, 2, ..., on a log scale by default."""
+    from matplotlib.ticker import MaxNLocator
+
+    if not stats:
+        raise ValueError("stats must map at least one model name to per-layer values")
+    ax = ax or plt.subplots()[1]
+    for name, values in stats.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1 or len(values) == 0:
+            raise ValueError(f"stats[{name!r}] must be a non-empty sequence of numbers")
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if len(stats) > 1:
+        ax.legend()
+    return ax
+
+
+__all__ += ["plot_layer_stats"]

@@ -242,3 +242,222 @@ def global_grad_norm(params: Iterable[torch.Tensor] | torch.Tensor, p: float = 2
     dev = grads[0].device
     norms = [torch.linalg.vector_norm(g.to(dtype), ord=p).to(dev) for g in grads]
     return torch.linalg.vector_norm(torch.stack(norms), ord=p)
+
+
+# =============================================================================================
+# Chapter 1.6: counting parameters without memory, per-layer gradient norms, and the
+# framework patterns (hooks, registries, configs)
+# =============================================================================================
+
+
+def count_params_meta(builder: Callable[[], nn.Module]) -> int:
+    """Number of parameters of ``builder()``, built on the ``meta`` device.
+
+    Meta tensors carry a shape and a dtype but no storage, so a model of billions of
+    parameters is counted in milliseconds without allocating its weights. Shared parameters
+    are counted once (``parameters()`` deduplicates them). ``builder`` takes no argument, e.g.
+    ``lambda: nn.Linear(8192, 8192)``; it must not pass an explicit ``device=``.
+    """
+    if not callable(builder):
+        raise TypeError(f"builder must be a callable returning an nn.Module, got {builder!r}")
+    with torch.device("meta"):
+        model = builder()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"builder must return an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters())
+
+
+def layer_grad_norms(model: nn.Module) -> dict[str, float]:
+    """``{parameter name: ||grad||_2}`` for every parameter that has a gradient.
+
+    Call after ``loss.backward()``; names are those of ``model.named_parameters()`` (e.g.
+    ``"0.weight"``), in registration order. Parameters without a gradient are left out.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    named = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        raise ValueError("model has no parameter with a gradient: call loss.backward() first")
+    norms = torch.stack([torch.linalg.vector_norm(g.detach().double()) for _, g in named])
+    return dict(zip((name for name, _ in named), norms.tolist(), strict=True))
+
+
+HOOK_EVENTS = (
+    "before_run",
+    "before_epoch",
+    "before_iter",
+    "after_iter",
+    "after_epoch",
+    "after_run",
+)
+
+
+class Hook:
+    """Code a training loop calls at fixed points; subclass and override what you need.
+
+    A loop calls, with one shared ``state: dict`` (model, optimizer, epoch, step, loss, ...)::
+
+        before_run
+          before_epoch  (before_iter  after_iter) * steps  after_epoch   * epochs
+        after_run
+
+    Every method is a no-op here. Hooks keep logging, checkpoints, schedules and early
+    stopping out of the loop itself.
+    """
+
+    def before_run(self, state: dict) -> None:
+        pass
+
+    def before_epoch(self, state: dict) -> None:
+        pass
+
+    def before_iter(self, state: dict) -> None:
+        pass
+
+    def after_iter(self, state: dict) -> None:
+        pass
+
+    def after_epoch(self, state: dict) -> None:
+        pass
+
+    def after_run(self, state: dict) -> None:
+        pass
+
+
+def call_hooks(hooks: Iterable[Hook], event: str, state: dict) -> None:
+    """Call ``hook.<event>(state)`` on each hook, in order; ``event`` is one of ``HOOK_EVENTS``."""
+    if event not in HOOK_EVENTS:
+        raise ValueError(f"event must be one of {HOOK_EVENTS}, got {event!r}")
+    for hook in hooks:
+        getattr(hook, event)(state)
+
+
+class Registry:
+    """A name -> class (or function) table, so that a config can name what to build.
+
+    ``@MODELS.register()`` registers a class under its ``__name__``;
+    ``MODELS.register("mlp")(SomeClass)`` under another name. Registering a taken name raises
+    ``KeyError`` unless ``force=True``. ``get(name)`` looks it up.
+    """
+
+    def __init__(self, name: str):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.name = name
+        self._table: dict[str, Any] = {}
+
+    def register(self, name: str | None = None, force: bool = False) -> Callable[[Any], Any]:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a string or None, got {type(name).__name__} "
+                "(write @registry.register(), with parentheses)"
+            )
+
+        def add(obj: Any) -> Any:
+            key = name or getattr(obj, "__name__", None)
+            if not key:
+                raise ValueError(f"cannot register {obj!r} without a name")
+            if key in self._table and not force:
+                raise KeyError(f"{key!r} is already registered in {self.name!r} (force=True)")
+            self._table[key] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> Any:
+        if name not in self._table:
+            raise KeyError(f"{name!r} is not in registry {self.name!r}; known: {sorted(self)}")
+        return self._table[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table
+
+    def __iter__(self):
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.name!r}, {sorted(self._table)})"
+
+
+def build_from_cfg(cfg: dict, registry: Registry, **defaults: Any) -> Any:
+    """Instantiate ``registry.get(cfg["type"])(**{**defaults, **rest of cfg})``.
+
+    ``cfg = {"type": "MLP", "hidden": 64}`` builds ``MLP(hidden=64)``; ``defaults`` are
+    arguments the config does not hold (e.g. ``params=model.parameters()`` for an optimizer).
+    ``cfg["type"]`` may also be the class itself. ``cfg`` is not modified.
+    """
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict, got {type(cfg).__name__}")
+    if "type" not in cfg:
+        raise ValueError(f"cfg must have a 'type' key naming what to build, got keys {list(cfg)}")
+    if not isinstance(registry, Registry):
+        raise TypeError(f"registry must be a Registry, got {type(registry).__name__}")
+    kind = cfg["type"]
+    target = registry.get(kind) if isinstance(kind, str) else kind
+    if not callable(target):
+        raise TypeError(f"cfg['type'] must name a class or a function, got {kind!r}")
+    kwargs = {**defaults, **{k: v for k, v in cfg.items() if k != "type"}}
+    return target(**kwargs)
+
+
+def _resolve_base(cfg: dict) -> dict:
+    """``cfg`` with every ``_base_`` (a dict or a list of dicts), at every level, merged in."""
+    own = {k: _resolve_base(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    bases = own.pop("_base_", [])
+    bases = [bases] if isinstance(bases, dict) else bases
+    if not isinstance(bases, list | tuple) or not all(isinstance(b, dict) for b in bases):
+        raise TypeError(f"_base_ must be a dict or a list of dicts, got {bases!r}")
+    merged: dict = {}
+    for parent in bases:
+        merged = _merge_dicts(merged, _resolve_base(parent))
+    return _merge_dicts(merged, own) if bases else own
+
+
+def _merge_dicts(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` merged into ``base``; ``_delete_`` honoured and dropped."""
+    merged = {
+        k: _merge_dicts({}, v) if isinstance(v, dict) else v
+        for k, v in base.items()
+        if k != "_delete_"
+    }
+    for key, value in override.items():
+        if key == "_delete_":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            keep = not value.get("_delete_", False)
+            merged[key] = _merge_dicts(merged[key] if keep else {}, value)
+        elif isinstance(value, dict):
+            merged[key] = _merge_dicts({}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_cfg(base: dict, override: dict) -> dict:
+    """Merge two configs recursively, as config inheritance in detection frameworks does.
+
+    Dicts are merged key by key (``override`` wins on leaves: numbers, strings, lists);
+    a dict in ``override`` holding ``"_delete_": True`` replaces ``base``'s subtree instead of
+    being merged into it. A ``"_base_"`` key (a dict or a list of dicts), in either config or
+    in a nested dict, names parent configs: they are merged first, in order, then the dict
+    that names them. Neither input is modified; the result holds no ``_base_``/``_delete_``.
+    """
+    for name, value in (("base", base), ("override", override)):
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    return _merge_dicts(_resolve_base(base), _resolve_base(override))
+
+
+__all__ += [
+    "HOOK_EVENTS",
+    "Hook",
+    "Registry",
+    "build_from_cfg",
+    "call_hooks",
+    "count_params_meta",
+    "layer_grad_norms",
+    "merge_cfg",
+]
