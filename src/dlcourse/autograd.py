@@ -472,3 +472,42 @@ def graph_text(
         lines.append(f"{indent}{name}" + (f"  saved: {', '.join(saved)}" if saved else ""))
         stack.extend((child, depth + 1) for child, _ in reversed(node.next_functions))
     return "\n".join(lines)
+
+
+# Chapter 1.3: score and Fisher information by autograd
+
+__all__ += ["empirical_fisher"]
+
+
+def empirical_fisher(
+    log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    theta: torch.Tensor,
+    samples: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean score and Fisher information estimated from samples, by autograd.
+
+    ``log_prob(theta, samples)`` returns the ``(N,)`` log-probabilities (or log-densities) of the
+    ``N`` samples under the parameters ``theta`` (any shape, ``P = theta.numel()`` entries).
+    The per-sample scores :math:`s_n = \\nabla_\\theta\\log p(x_n;\\theta)` form an ``(N, P)``
+    Jacobian; returns :math:`\\bar s = \\frac1N\\sum_n s_n` of shape ``(P,)`` and
+    :math:`\\hat I = \\frac1N\\sum_n s_n s_n^\\top` of shape ``(P, P)``. When the samples come from
+    ``p(.; theta)`` itself, :math:`\\mathbb E[s] = 0` and :math:`\\hat I` estimates the Fisher
+    information :math:`I(\\theta) = \\mathbb E[ss^\\top]`. ``log_prob`` must be written with
+    differentiable torch operations (it is differentiated in forward mode).
+    """
+    if not callable(log_prob):
+        raise TypeError("log_prob must be a function log_prob(theta, samples) -> (N,) tensor")
+    if not torch.is_tensor(theta) or not theta.is_floating_point():
+        raise TypeError(f"theta must be a floating-point tensor, got {type(theta).__name__}")
+    if not torch.is_tensor(samples) or samples.ndim == 0 or len(samples) == 0:
+        raise ValueError("samples must be a tensor with at least one sample along dim 0")
+    n = len(samples)
+    out = log_prob(theta, samples)
+    if not torch.is_tensor(out) or out.shape != (n,):
+        raise ValueError(
+            f"log_prob(theta, samples) must return shape (N,) = ({n},), "
+            f"got {tuple(getattr(out, 'shape', ()))}"
+        )
+    # forward mode: one pass per parameter (the (P, P) result keeps P small), not one per sample
+    scores = torch.func.jacfwd(lambda t: log_prob(t, samples))(theta.detach()).reshape(n, -1)
+    return scores.mean(dim=0), scores.T @ scores / n

@@ -321,3 +321,31 @@ def sample_image(name: str, gray: bool = False, size: int | None = None) -> torc
         top, left = (new_h - size) // 2, (new_w - size) // 2
         x = x[..., top : top + size, left : left + size]
     return x[0].clamp(0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 1.3: synthetic regression data
+
+__all__ += ["synthetic_linear"]
+
+
+def synthetic_linear(
+    w: torch.Tensor, b: float, n: int, noise: float = 0.01, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Data from a known linear model: :math:`y = Xw + b + \\varepsilon`.
+
+    ``w: (D,)``; returns ``x: (n, D)`` with standard normal entries and ``y: (n,)``, with i.i.d.
+    noise :math:`\\varepsilon\\sim\\mathcal N(0, \\text{noise}^2)`, both in ``w``'s floating dtype.
+    Seeded, so every machine gets the same data.
+    """
+    if not torch.is_tensor(w) or w.ndim != 1 or not w.is_floating_point():
+        raise ValueError(f"w must be a floating (D,) tensor, got {getattr(w, 'shape', w)}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, len(w), generator=generator, dtype=w.dtype)
+    eps = torch.randn(n, generator=generator, dtype=w.dtype)
+    y = x @ w.cpu() + b + noise * eps
+    return x, y

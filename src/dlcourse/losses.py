@@ -11,6 +11,9 @@ not, and the shift cancels in every ratio.
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 
 __all__ = ["cross_entropy", "log_softmax", "logsumexp", "stable_softmax"]
@@ -106,3 +109,254 @@ def cross_entropy(
     if reduction == "sum":
         return losses.sum()
     return losses.sum() / counted.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 1.3: regression losses, binary losses, likelihoods and distribution-level quantities
+
+__all__ += [
+    "bce_with_logits",
+    "cross_entropy_dist",
+    "entropy",
+    "focal_loss",
+    "gaussian_nll",
+    "grad_wrt_logits",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "laplace_nll",
+    "mae",
+    "mse",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str], reduction: str) -> None:
+    """Both floating tensors of one shape (a target of another shape would silently broadcast)."""
+    for t, name in zip((a, b), names, strict=True):
+        if not torch.is_tensor(t):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape, got {tuple(a.shape)} and "
+            f"{tuple(b.shape)} (a (N, 1) prediction against an (N,) target would broadcast "
+            "to (N, N))"
+        )
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse(y_hat: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean squared error :math:`\\frac1N\\sum_i (y_i - \\hat y_i)^2`, like ``F.mse_loss``.
+
+    ``y_hat`` and ``y``: floating tensors of the same shape ``(...)``; ``reduction`` as in
+    PyTorch (``"none"`` keeps the elementwise squares). Smooth, but an error of 100 costs 10,000.
+    """
+    _check_pair(y_hat, y, ("y_hat", "y"), reduction)
+    return _reduce((y_hat - y) ** 2, reduction)
+
+
+def mae(y_hat: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean absolute error :math:`\\frac1N\\sum_i |y_i - \\hat y_i|`, like ``F.l1_loss``.
+
+    Same shapes as :func:`mse`. Not differentiable at a zero error; autograd uses the
+    sub-gradient ``sign(0) = 0`` there.
+    """
+    _check_pair(y_hat, y, ("y_hat", "y"), reduction)
+    return _reduce((y_hat - y).abs(), reduction)
+
+
+def huber(e: torch.Tensor, delta: float = 1.0, reduction: str = "none") -> torch.Tensor:
+    """Huber penalty of the errors ``e`` (any shape), elementwise by default.
+
+    :math:`\\rho_\\delta(e) = \\tfrac12 e^2` for :math:`|e|\\le\\delta`, else
+    :math:`\\delta|e| - \\tfrac12\\delta^2`: quadratic near 0, linear (slope :math:`\\pm\\delta`)
+    beyond. Equals ``F.huber_loss(e, 0, delta=delta)``; ``SmoothL1Loss(beta)`` is this divided by
+    ``beta``.
+    """
+    if not torch.is_tensor(e) or not e.is_floating_point():
+        raise TypeError(f"e must be a floating-point tensor, got {getattr(e, 'dtype', type(e))}")
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    a = e.abs()
+    losses = torch.where(a <= delta, 0.5 * e**2, delta * (a - 0.5 * delta))
+    return _reduce(losses, reduction)
+
+
+def hinge(
+    scores: torch.Tensor, y: torch.Tensor, margin: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """Binary hinge loss :math:`\\max(0, m - y\\,s)` of raw ``scores: (N,)`` and labels in {-1, +1}.
+
+    ``y``: ``(N,)``, float or int, every entry -1 or +1. Zero once an example is on the right side
+    with margin ``m``; used by support vector machines. Not to be confused with the Huber loss.
+    """
+    if not torch.is_tensor(scores) or not scores.is_floating_point():
+        raise TypeError("scores must be a floating-point tensor")
+    if not torch.is_tensor(y) or y.shape != scores.shape:
+        raise ValueError(f"y must be a tensor of shape {tuple(scores.shape)} (the shape of scores)")
+    if not ((y == 1) | (y == -1)).all():
+        raise ValueError("y must hold labels -1 and +1 only")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _reduce((margin - y.to(scores.dtype) * scores).clamp(min=0), reduction)
+
+
+def bce_with_logits(z: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Binary cross-entropy from raw logits, like ``F.binary_cross_entropy_with_logits``.
+
+    :math:`-[y\\log\\sigma(z) + (1-y)\\log(1-\\sigma(z))] = \\max(z, 0) - zy + \\log(1 + e^{-|z|})`;
+    the right-hand side never exponentiates a positive number, so it is exact at ``z = 200``
+    where ``log(1 - sigmoid(z))`` is ``log(0)``. ``z`` and ``y`` (targets in [0, 1]) share a shape.
+    """
+    _check_pair(z, y, ("z", "y"), reduction)
+    losses = z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))
+    return _reduce(losses, reduction)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al., 2017) for binary or one-vs-all targets.
+
+    :math:`FL = -\\alpha_t (1 - p_t)^\\gamma \\log p_t` with :math:`p = \\sigma(z)`,
+    :math:`p_t = p` where ``y = 1`` and :math:`1 - p` where ``y = 0``, and
+    :math:`\\alpha_t = \\alpha` for positives, :math:`1 - \\alpha` for negatives (no weight when
+    ``alpha`` is None). ``logits`` and ``y`` share a shape, e.g. ``(N, C)`` for C one-vs-all
+    classes. With ``gamma = 0`` and ``alpha = None`` it is :func:`bce_with_logits`; a large
+    ``gamma`` silences well-classified examples (:math:`p_t \\to 1`). The default ``"sum"``
+    is what detectors then divide by the number of positive anchors.
+    """
+    _check_pair(logits, y, ("logits", "y"), reduction)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must lie in [0, 1] or be None, got {alpha}")
+    ce = bce_with_logits(logits, y, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * y + (1 - p) * (1 - y)
+    losses = ce * (1 - p_t) ** gamma
+    if alpha is not None:
+        losses = (alpha * y + (1 - alpha) * (1 - y)) * losses
+    return _reduce(losses, reduction)
+
+
+def gaussian_nll(
+    y_hat: torch.Tensor, y: torch.Tensor, sigma: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """Negative log-likelihood of ``y`` under :math:`\\mathcal N(\\hat y, \\sigma^2)`.
+
+    :math:`-\\log p(y) = \\frac{(y-\\hat y)^2}{2\\sigma^2} + \\tfrac12\\log(2\\pi\\sigma^2)` per element
+    (same shapes as :func:`mse`): for a fixed ``sigma`` an affine function of the squared error,
+    so minimising it is least squares. Equals ``F.gaussian_nll_loss(y_hat, y, var, full=True)``.
+    """
+    _check_pair(y_hat, y, ("y_hat", "y"), reduction)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    losses = (y - y_hat) ** 2 / (2 * sigma**2) + 0.5 * math.log(2 * math.pi * sigma**2)
+    return _reduce(losses, reduction)
+
+
+def laplace_nll(
+    y_hat: torch.Tensor, y: torch.Tensor, b: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """Negative log-likelihood of ``y`` under a Laplace density centred at ``y_hat``, scale ``b``.
+
+    :math:`p(y) = \\frac1{2b}e^{-|y-\\hat y|/b}`, so :math:`-\\log p = |y-\\hat y|/b + \\log 2b`:
+    minimising it is the L1 loss, whose best constant is the median.
+    """
+    _check_pair(y_hat, y, ("y_hat", "y"), reduction)
+    if not b > 0:
+        raise ValueError(f"b must be > 0, got {b}")
+    return _reduce((y - y_hat).abs() / b + math.log(2 * b), reduction)
+
+
+def _check_distributions(tensors: dict[str, torch.Tensor]) -> None:
+    shapes = set()
+    for name, t in tensors.items():
+        _check_floating(t, name)
+        if (t < 0).any():
+            raise ValueError(f"{name} must hold probabilities (>= 0)")
+        shapes.add(tuple(t.shape))
+    if len(shapes) > 1:
+        raise ValueError(f"{' and '.join(tensors)} must have the same shape, got {sorted(shapes)}")
+
+
+def entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shannon entropy :math:`H(p) = -\\sum_i p_i\\log p_i` (nats) along ``dim``, with 0 log 0 = 0.
+
+    ``p: (..., C, ...)`` non-negative, summing to 1 along ``dim``; the result drops ``dim``.
+    """
+    _check_distributions({"p": p})
+    return -torch.xlogy(p, p).sum(dim=dim)
+
+
+def cross_entropy_dist(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Cross-entropy of distributions :math:`H(p, q) = -\\sum_i p_i\\log q_i` along ``dim``.
+
+    ``p`` (the data) and ``q`` (the model) share a shape. It is infinite when ``q_i = 0`` where
+    ``p_i > 0``, and :math:`H(p, p) = H(p)`, which is not 0: cross-entropy is not a distance.
+    """
+    _check_distributions({"p": p, "q": q})
+    return -torch.xlogy(p, q).sum(dim=dim)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Kullback-Leibler divergence :math:`D_{KL}(p\\Vert q) = \\sum_i p_i\\log(p_i/q_i)`.
+
+    Along ``dim`` of two same-shaped distributions; equals :math:`H(p, q) - H(p)`, is >= 0 with
+    equality iff ``p == q`` (Gibbs' inequality), and is not symmetric in ``p`` and ``q``.
+    Equals ``F.kl_div(q.log(), p, reduction="none").sum(dim)``.
+    """
+    _check_distributions({"p": p, "q": q})
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(dim=dim)
+
+
+def grad_wrt_logits(
+    kind: Literal["ce", "mse"], logits: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Per-example gradient of a classification loss with respect to the logits, in closed form.
+
+    ``logits: (N, C)``, ``target: (N,)`` class indices; returns ``(N, C)``. With
+    :math:`\\hat p = \\mathrm{softmax}(z)` and one-hot :math:`y`:
+
+    - ``"ce"``: :math:`L = -\\log\\hat p_y`, gradient :math:`\\hat p - y`;
+    - ``"mse"``: :math:`L = \\sum_c (\\hat p_c - y_c)^2`, gradient through the softmax Jacobian
+      :math:`J = \\mathrm{diag}(\\hat p) - \\hat p\\hat p^\\top`:
+      :math:`2J(\\hat p - y) = 2\\hat p \\odot (r - \\langle\\hat p, r\\rangle)`, :math:`r = \\hat p - y`.
+
+    The MSE gradient carries a factor :math:`\\hat p`, so it vanishes when the model is
+    confidently wrong; the CE gradient does not.
+    """
+    if kind not in ("ce", "mse"):
+        raise ValueError(f"kind must be 'ce' or 'mse', got {kind!r}")
+    _check_floating(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    n, c = logits.shape
+    if not torch.is_tensor(target) or target.shape != (n,) or target.is_floating_point():
+        raise ValueError(f"target must be (N,) = ({n},) integer class indices")
+    if ((target < 0) | (target >= c)).any():
+        raise ValueError(f"target values must lie in [0, {c})")
+    p = stable_softmax(logits, dim=1)
+    r = p - torch.nn.functional.one_hot(target, c).to(p.dtype)
+    if kind == "ce":
+        return r
+    return 2 * p * (r - (p * r).sum(dim=1, keepdim=True))

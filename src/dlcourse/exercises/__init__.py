@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     diffusion,
     how_to_use,
     initialization,
+    linear_models,
     policy_gradient,
 )
 from .core import *  # noqa: F403  (the public API is core's)
