@@ -43,8 +43,15 @@ def logsumexp(z: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Te
 
 
 def log_softmax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """:math:`\\log\\mathrm{softmax}(z)_i = z_i - \\mathrm{LSE}(z)`, same shape as ``z``."""
-    return z - logsumexp(z, dim=dim, keepdim=True)
+    """:math:`\\log\\mathrm{softmax}(z)_i = (z_i - m) - \\log\\sum_j e^{z_j - m}`, shape of ``z``.
+
+    Subtracting ``m = max_j z_j`` first keeps the small differences exact: ``z - LSE(z)``
+    with logits near 1000 would lose about 1e-5 in float32 to rounding of the two large terms.
+    """
+    _check_floating(z, "z")
+    m = z.amax(dim=dim, keepdim=True)
+    shifted = z - torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
 def stable_softmax(z: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
