@@ -349,3 +349,32 @@ def synthetic_linear(
     eps = torch.randn(n, generator=generator, dtype=w.dtype)
     y = x @ w.cpu() + b + noise * eps
     return x, y
+
+
+# Intrinsic dimension (chapter 1.4)
+
+__all__ += ["two_nn_intrinsic_dimension"]
+
+
+def two_nn_intrinsic_dimension(X: torch.Tensor) -> float:
+    """Two-NN estimate of the intrinsic dimension of the points ``X: (N, D)``.
+
+    For each point, :math:`r_1` and :math:`r_2` are the distances to its first and second
+    nearest neighbours; on a :math:`d`-dimensional manifold the ratio :math:`r_2/r_1` has
+    :math:`P(r_2/r_1 > \\mu) = \\mu^{-d}`, whose maximum-likelihood estimate is
+    :math:`\\hat d = N / \\sum_i \\log(r_2^{(i)}/r_1^{(i)})` (Facco et al. 2017). Points with a
+    duplicate (:math:`r_1 = 0`) are left out. Uses all pairwise distances: ``O(N^2)`` memory.
+    """
+    if not torch.is_tensor(X) or not X.is_floating_point():
+        raise TypeError("X must be a floating-point tensor")
+    if X.ndim != 2 or X.shape[0] < 3:
+        raise ValueError(f"X must be (N, D) with N >= 3, got shape {tuple(X.shape)}")
+    X = X.double()
+    dist = torch.cdist(X, X)
+    dist.fill_diagonal_(float("inf"))
+    r = dist.topk(2, dim=1, largest=False).values  # (N, 2): r1 <= r2
+    keep = r[:, 0] > 0
+    if keep.sum() < 2:
+        raise ValueError("X has fewer than 2 points without a duplicate")
+    log_ratio = torch.log(r[keep, 1] / r[keep, 0])
+    return float(keep.sum().item() / log_ratio.sum().item())

@@ -423,3 +423,379 @@ def activation_stats(
 
 
 __all__ += ["INIT_SCHEMES", "activation_stats", "init_module"]
+
+
+# Chapter 1.4: activations from scratch, the book's MLP, perceptron, piecewise-linear networks,
+# explicit feature maps and kernels.
+# =============================================================================================
+
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Literal  # noqa: E402
+
+from torch import nn  # noqa: E402
+
+__all__ += [
+    "MLP",
+    "count_linear_pieces",
+    "elu",
+    "gelu",
+    "is_psd",
+    "leaky_relu",
+    "mish",
+    "perceptron_train",
+    "poly2_features",
+    "poly_kernel",
+    "prelu",
+    "rbf_kernel",
+    "relu",
+    "selu",
+    "sigmoid",
+    "softplus",
+    "swish",
+    "tanh",
+    "tent_map_net",
+]
+
+# The constants of Klambauer et al. (2017), to the precision PyTorch uses.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _check_float(x: torch.Tensor, name: str = "x") -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\sigma(x) = 1/(1+e^{-x})`, elementwise, any shape.
+
+    No exponential overflows: :math:`1/(1+e^{-x})` for :math:`x\\ge0` and
+    :math:`e^{x}/(1+e^{x})` for :math:`x<0`.
+    Derivative :math:`\\sigma(1-\\sigma)\\le 1/4`.
+    """
+    _check_float(x)
+    # each branch only sees inputs of its own sign (clamp, not abs: autograd's d|x|/dx at 0 is 0)
+    pos, neg = x.clamp_min(0.0), x.clamp_max(0.0)
+    return torch.where(
+        x >= 0, 1.0 / (1.0 + torch.exp(-pos)), torch.exp(neg) / (1.0 + torch.exp(neg))
+    )
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\tanh x = (e^{x}-e^{-x})/(e^{x}+e^{-x}) = 2\\sigma(2x)-1`, elementwise.
+
+    Zero-centred, range (-1, 1); derivative :math:`1-\\tanh^2 x\\le 1`.
+    """
+    _check_float(x)
+    # tanh x = -expm1(-2x) / (2 + expm1(-2x)) for x >= 0, and the mirror image for x < 0:
+    # expm1 keeps full relative precision near 0, and no exponential can overflow
+    e_pos, e_neg = torch.expm1(-2.0 * x.clamp_min(0.0)), torch.expm1(2.0 * x.clamp_max(0.0))
+    return torch.where(x >= 0, -e_pos / (2.0 + e_pos), e_neg / (2.0 + e_neg))
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\max(0, x)` elementwise; its autograd derivative at 0 is 0, as in PyTorch."""
+    _check_float(x)
+    return torch.where(x > 0, x, torch.zeros_like(x))
+
+
+def leaky_relu(x: torch.Tensor, alpha: float = 0.01) -> torch.Tensor:
+    """:math:`x` for :math:`x>0`, :math:`\\alpha x` otherwise (:math:`=\\max(\\alpha x, x)` for
+    :math:`0\\le\\alpha\\le1`). A small slope for negative inputs keeps every unit alive."""
+    _check_float(x)
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    return torch.where(x > 0, x, alpha * x)
+
+
+def prelu(x: torch.Tensor, a: torch.Tensor | float) -> torch.Tensor:
+    """Parametric ReLU :math:`\\max(0,x) + a\\min(0,x)` with a learnable slope ``a``.
+
+    ``a`` is a scalar (one slope shared by all units) or a tensor of shape ``(C,)``, one slope
+    per channel, where the channels are dimension 1 of ``x: (B, C, ...)`` (as ``F.prelu``).
+    """
+    _check_float(x)
+    a = torch.as_tensor(a, dtype=x.dtype, device=x.device)
+    if a.numel() > 1:
+        if a.ndim != 1 or x.ndim < 2 or x.shape[1] != a.numel():
+            raise ValueError(
+                f"a must be a scalar or of shape (C,) with C = x.shape[1]; got a of shape "
+                f"{tuple(a.shape)} for x of shape {tuple(x.shape)}"
+            )
+        a = a.reshape(1, -1, *([1] * (x.ndim - 2)))
+    return torch.where(x > 0, x, a * x)
+
+
+def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """:math:`x` for :math:`x>0`, :math:`\\alpha(e^{x}-1)` otherwise; smooth negative saturation
+    at :math:`-\\alpha`. ``expm1`` sees only :math:`\\min(x,0)`, so large inputs cannot overflow
+    (an ``inf`` in the unused branch of ``where`` would turn its gradient into NaN)."""
+    _check_float(x)
+    return torch.where(x > 0, x, alpha * torch.expm1(x.clamp_max(0.0)))
+
+
+def selu(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\lambda\\,\\mathrm{ELU}_\\alpha(x)` with :math:`\\lambda\\approx1.0507`,
+    :math:`\\alpha\\approx1.6733`: the fixed point of the layer-to-layer map of mean 0 and
+    variance 1 for LeCun-normal weights (self-normalizing networks, Klambauer et al. 2017)."""
+    return SELU_SCALE * elu(x, SELU_ALPHA)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\ln(1+e^{x}) = \\max(x,0) + \\ln(1+e^{-|x|})`, a smooth ReLU; derivative
+    :math:`\\sigma(x)`. No exponential of a positive number is taken, so nothing overflows."""
+    _check_float(x)
+    pos, neg = x.clamp_min(0.0), x.clamp_max(0.0)
+    return torch.where(x > 0, pos + torch.log1p(torch.exp(-pos)), torch.log1p(torch.exp(neg)))
+
+
+def swish(x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """:math:`x\\,\\sigma(\\beta x)` (Ramachandran et al. 2017); :math:`\\beta=1` is SiLU.
+
+    :math:`\\beta\\to\\infty` gives ReLU, :math:`\\beta=0` gives :math:`x/2`.
+    """
+    return x * sigmoid(beta * x)
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    """:math:`x\\tanh(\\ln(1+e^{x}))` (Misra 2019)."""
+    return x * tanh(softplus(x))
+
+
+def gelu(x: torch.Tensor, approximate: Literal["none", "tanh"] = "none") -> torch.Tensor:
+    """Gaussian error linear unit :math:`x\\,\\Phi(x) = \\tfrac x2(1+\\mathrm{erf}(x/\\sqrt2))`.
+
+    ``approximate="tanh"``: :math:`\\tfrac x2\\big(1+\\tanh(\\sqrt{2/\\pi}(x+0.044715x^3))\\big)`
+    (Hendrycks & Gimpel 2016; the form used in BERT and GPT-2).
+    """
+    _check_float(x)
+    if approximate == "none":
+        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if approximate == "tanh":
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+        return 0.5 * x * (1.0 + tanh(inner))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+class MLP(nn.Module):
+    """The book's standard multilayer perceptron: hidden blocks, then a *linear* output layer.
+
+    Each hidden block is ``Linear -> [BatchNorm1d | LayerNorm] -> act() -> [Dropout]``, so
+    :math:`h_l = \\phi(W_l h_{l-1} + b_l)`; the output layer is ``Linear`` with no activation
+    (logits for a classifier, values for a regressor). ``x: (B, in_dim)`` ->
+    ``(B, out_dim)``. ``features(x)`` returns the last hidden representation ``(B, hidden[-1])``
+    (the input itself when ``hidden`` is empty). Parameter count without norm layers:
+    :math:`\\sum_l (d_{l-1}d_l + d_l)`.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        act: type[nn.Module] = nn.ReLU,
+        norm: Literal[None, "batch", "layer"] = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        hidden = list(hidden)
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not all(isinstance(h, int) and h >= 1 for h in hidden):
+            raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+        if norm not in (None, "batch", "layer"):
+            raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not (isinstance(act, type) and issubclass(act, nn.Module)):
+            raise TypeError(f"act must be an nn.Module class such as nn.ReLU, got {act!r}")
+        blocks: list[nn.Module] = []
+        width = in_dim
+        for h in hidden:
+            block: list[nn.Module] = [nn.Linear(width, h)]
+            if norm == "batch":
+                block.append(nn.BatchNorm1d(h))
+            elif norm == "layer":
+                block.append(nn.LayerNorm(h))
+            block.append(act())
+            if dropout > 0:
+                block.append(nn.Dropout(dropout))
+            blocks.append(nn.Sequential(*block))
+            width = h
+        self.hidden = nn.Sequential(*blocks)
+        self.out = nn.Linear(width, out_dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's output, ``(B, hidden[-1])``: the learned representation."""
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"x must be (B, {self.in_dim}), got {tuple(x.shape)}")
+        return self.hidden(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(x))
+
+    @property
+    def in_dim(self) -> int:
+        first = self.hidden[0][0] if len(self.hidden) else self.out
+        return first.in_features
+
+
+def perceptron_train(
+    X: torch.Tensor, y: torch.Tensor, epochs: int = 20, lr: float = 1.0
+) -> tuple[torch.Tensor, float, list[float]]:
+    """Rosenblatt's perceptron rule on ``X: (N, D)`` with labels ``y: (N,)`` in {0, 1}.
+
+    Prediction :math:`\\hat y = 1[w^\\top x + b > 0]`; for each example in order, update
+    :math:`w \\leftarrow w + \\eta(y-\\hat y)x`, :math:`b \\leftarrow b + \\eta(y-\\hat y)`
+    (a change only on mistakes). Starts from zero. Returns ``(w: (D,), b, accuracies)``, the
+    accuracy on the whole set after each epoch. The loop over examples is the algorithm itself
+    (each update depends on the previous one); use it on small sets.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"X must be (N, D), got shape {tuple(X.shape)}")
+    if y.shape != X.shape[:1]:
+        raise ValueError(f"y must be ({X.shape[0]},), got shape {tuple(y.shape)}")
+    if not torch.isin(y, torch.tensor([0, 1], device=y.device)).all():
+        raise ValueError("y must contain only the labels 0 and 1")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    dtype = X.dtype if X.is_floating_point() else torch.float32
+    X, target = X.to(dtype), y.to(dtype)
+    w = torch.zeros(X.shape[1], dtype=dtype, device=X.device)
+    b = torch.zeros((), dtype=dtype, device=X.device)
+    accuracies = []
+    for _ in range(epochs):
+        for xi, yi in zip(X, target, strict=True):
+            y_hat = (xi @ w + b > 0).to(dtype)
+            w = w + lr * (yi - y_hat) * xi
+            b = b + lr * (yi - y_hat)
+        accuracies.append(((X @ w + b > 0).to(dtype) == target).float().mean().item())
+    return w, b.item(), accuracies
+
+
+def tent_map_net(depth: int) -> nn.Sequential:
+    """An exact ReLU network for the tent map :math:`t(x) = 2\\,\\mathrm{ReLU}(x) -
+    4\\,\\mathrm{ReLU}(x-\\tfrac12)` composed ``depth`` times (Telgarsky 2016).
+
+    Each hidden layer has 2 units computing :math:`\\mathrm{ReLU}(u)` and
+    :math:`\\mathrm{ReLU}(u-\\tfrac12)` of the previous tent value :math:`u`; the next layer's
+    weights fold :math:`2h_1-4h_2` in. On [0, 1] the result is a sawtooth with
+    :math:`2^{depth}` linear pieces. ``x: (B, 1)`` -> ``(B, 1)``; float32 parameters (call
+    ``.double()`` for float64).
+    """
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        linear = nn.Linear(1 if i == 0 else 2, 2)
+        with torch.no_grad():
+            fold = torch.tensor([[1.0], [1.0]]) if i == 0 else torch.tensor([[2.0, -4.0]] * 2)
+            linear.weight.copy_(fold)
+            linear.bias.copy_(torch.tensor([0.0, -0.5]))
+        layers += [linear, nn.ReLU()]
+    out = nn.Linear(2, 1)
+    with torch.no_grad():
+        out.weight.copy_(torch.tensor([[2.0, -4.0]]))
+        out.bias.zero_()
+    return nn.Sequential(*layers, out).requires_grad_(False)
+
+
+@torch.no_grad()
+def count_linear_pieces(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    lo: float = 0.0,
+    hi: float = 1.0,
+    n: int = 200_001,
+) -> int:
+    """Number of linear pieces of a 1-D piecewise-linear function on ``[lo, hi]``.
+
+    ``f`` receives ``x: (n, 1)`` float64 (an ``nn.Module`` is evaluated on a float64 copy) and
+    returns ``(n,)`` or ``(n, 1)``. The slopes on the ``n - 1`` grid cells are compared; a kink
+    inside a cell gives that cell an in-between slope, so consecutive slope changes count as
+    one kink. Pieces = kinks + 1. Resolution: pieces shorter than about two grid cells
+    (``2 (hi - lo) / (n - 1)``) are merged with a neighbour.
+    """
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo}, hi={hi}")
+    if not isinstance(n, int) or n < 3:
+        raise ValueError(f"n must be an int >= 3, got {n!r}")
+    if isinstance(f, nn.Module):
+        import copy
+
+        module = copy.deepcopy(f).double().cpu()
+        f = module
+    x = torch.linspace(lo, hi, n, dtype=torch.float64).unsqueeze(1)
+    y = torch.as_tensor(f(x)).double().cpu().reshape(-1)
+    if y.numel() != n:
+        raise ValueError(f"f must return n = {n} values for x of shape (n, 1), got {y.numel()}")
+    slopes = torch.diff(y) / torch.diff(x[:, 0])
+    tol = 1e-6 * max(1.0, slopes.abs().max().item())
+    change = (torch.diff(slopes).abs() > tol).to(torch.int8)
+    # a run of consecutive changes is one kink: count the runs' starts
+    starts = change[0].item() + (torch.diff(change) == 1).sum().item()
+    return int(starts) + 1
+
+
+def poly2_features(x: torch.Tensor) -> torch.Tensor:
+    """Explicit degree-2 feature map with :math:`\\Phi(x)^\\top\\Phi(z) = (x^\\top z)^2`.
+
+    ``x: (N, D)`` -> ``(N, D + D(D-1)/2)``: the squares :math:`x_i^2`, then
+    :math:`\\sqrt2\\,x_ix_j` for :math:`i<j`. For ``D = 2``:
+    :math:`(x_1^2, x_2^2, \\sqrt2x_1x_2)`, which maps the circle
+    :math:`x_1^2+x_2^2=r^2` onto the plane :math:`\\Phi_1+\\Phi_2=r^2`.
+    """
+    _check_float(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (N, D), got shape {tuple(x.shape)}")
+    i, j = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
+    return torch.cat([x**2, math.sqrt(2.0) * x[:, i] * x[:, j]], dim=1)
+
+
+def _check_pair(X: torch.Tensor, Z: torch.Tensor) -> None:
+    _check_float(X, "X")
+    _check_float(Z, "Z")
+    if X.ndim != 2 or Z.ndim != 2 or X.shape[1] != Z.shape[1]:
+        raise ValueError(
+            f"X and Z must be (N, D) and (M, D), got {tuple(X.shape)} and {tuple(Z.shape)}"
+        )
+
+
+def poly_kernel(X: torch.Tensor, Z: torch.Tensor, degree: int = 2, c: float = 0.0) -> torch.Tensor:
+    """Polynomial kernel :math:`K(x, z) = (x^\\top z + c)^{degree}`; ``X: (N, D)``,
+    ``Z: (M, D)`` -> ``(N, M)``. With ``degree=2, c=0`` it equals the inner product of
+    ``poly2_features``, computed without building them."""
+    _check_pair(X, Z)
+    if not isinstance(degree, int) or degree < 1:
+        raise ValueError(f"degree must be a positive int, got {degree!r}")
+    return (X @ Z.T + c) ** degree
+
+
+def rbf_kernel(X: torch.Tensor, Z: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Gaussian (RBF) kernel :math:`K(x, z) = e^{-\\gamma\\lVert x-z\\rVert^2}`; ``X: (N, D)``,
+    ``Z: (M, D)`` -> ``(N, M)``. Its feature map is infinite-dimensional."""
+    _check_pair(X, Z)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    sq = (X**2).sum(1, keepdim=True) - 2.0 * X @ Z.T + (Z**2).sum(1)
+    return torch.exp(-gamma * sq.clamp_min(0.0))
+
+
+def is_psd(K: torch.Tensor, tol: float = 1e-8) -> bool:
+    """Whether a square matrix is symmetric positive semi-definite (a valid Gram matrix).
+
+    ``K: (N, N)``. Symmetric to ``tol`` (relative to its largest entry), and its smallest
+    eigenvalue, computed in float64, is :math:`\\ge -tol\\cdot\\max(1, \\lambda_{max})`
+    (Mercer's condition on a finite sample).
+    """
+    _check_float(K, "K")
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square matrix (N, N), got shape {tuple(K.shape)}")
+    K = K.double()
+    scale = max(1.0, K.abs().max().item())
+    if (K - K.T).abs().max().item() > tol * scale:
+        return False
+    eigenvalues = torch.linalg.eigvalsh((K + K.T) / 2)
+    return bool(eigenvalues.min().item() >= -tol * max(1.0, eigenvalues.max().item()))

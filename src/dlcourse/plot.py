@@ -356,3 +356,102 @@ def plot_layer_stats(
 
 
 __all__ += ["plot_layer_stats"]
+
+
+# Functions with their derivatives, decision boundaries (chapter 1.4)
+
+from collections.abc import Callable  # noqa: E402
+
+__all__ += ["plot_decision_boundary", "plot_functions"]
+
+
+def plot_functions(
+    fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+    x: torch.Tensor,
+    derivatives: bool = True,
+    ncols: int = 4,
+) -> plt.Figure:
+    """One small panel per named elementwise function, drawn on the 1-D grid ``x: (n,)``.
+
+    With ``derivatives`` each panel also shows the derivative computed by autograd (dashed),
+    so a hand-written function is differentiated exactly as a network would differentiate it.
+    """
+    if not fns:
+        raise ValueError("fns must contain at least one named function")
+    x = torch.as_tensor(x).detach()
+    if x.ndim != 1 or not x.is_floating_point():
+        raise ValueError(f"x must be a 1-D floating-point grid, got shape {tuple(x.shape)}")
+    ncols = min(ncols, len(fns))
+    nrows = -(-len(fns) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.4 * ncols, 2.0 * nrows), sharex=True, squeeze=False
+    )
+    for ax, (name, fn) in zip(axes.flat, fns.items(), strict=False):  # spare panels stay empty
+        xg = x.clone().requires_grad_(derivatives)
+        y = fn(xg)
+        if y.shape != x.shape:
+            raise ValueError(f"fns[{name!r}] must be elementwise: got shape {tuple(y.shape)}")
+        xs = x.cpu().numpy()
+        ax.plot(xs, y.detach().cpu().numpy(), color=PALETTE["blue"], label="f(x)")
+        if derivatives:
+            (grad,) = torch.autograd.grad(y.sum(), xg)
+            ax.plot(xs, grad.cpu().numpy(), "--", color=PALETTE["vermillion"], label="f'(x)")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_title(name)
+    for ax in list(axes.flat)[len(fns) :]:
+        ax.axis("off")
+    if derivatives:
+        axes.flat[0].legend(loc="upper left")
+    return fig
+
+
+def plot_decision_boundary(
+    predict: Callable[[torch.Tensor], torch.Tensor] | torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    ax: plt.Axes | None = None,
+    grid: int = 200,
+) -> plt.Axes:
+    """Colour the plane by the predicted class and overlay the labelled points ``X: (N, 2)``.
+
+    ``predict`` maps ``(G, 2)`` float32 points to class scores ``(G, C)`` (arg-max), to one
+    score per point ``(G,)`` or ``(G, 1)`` (class 1 where it is > 0), or to integer labels. A
+    module is evaluated in eval mode, without gradients, on its own device.
+    """
+    X, y = torch.as_tensor(X).detach().cpu(), torch.as_tensor(y).detach().cpu()
+    if X.ndim != 2 or X.shape[1] != 2 or y.shape != X.shape[:1]:
+        raise ValueError(f"X must be (N, 2) and y (N,); got {tuple(X.shape)}, {tuple(y.shape)}")
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2, got {grid}")
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    pad = 0.1 * (X.max(0).values - X.min(0).values)
+    lo, hi = X.min(0).values - pad, X.max(0).values + pad
+    gx, gy = torch.meshgrid(
+        torch.linspace(lo[0], hi[0], grid), torch.linspace(lo[1], hi[1], grid), indexing="xy"
+    )
+    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    was_training = None
+    if isinstance(predict, torch.nn.Module):
+        was_training = predict.training
+        predict.eval()
+        param = next(predict.parameters(), None)
+        if param is not None:
+            points = points.to(param.device)
+    with torch.no_grad():
+        out = torch.as_tensor(predict(points)).detach().cpu()
+    if was_training is not None:
+        predict.train(was_training)
+    if out.is_floating_point():
+        out = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0)
+    labels = out.reshape(grid, grid).long().numpy()
+    n_classes = int(max(labels.max(), y.max().item())) + 1
+    colours = [_CYCLE[k % len(_CYCLE)] for k in range(n_classes)]
+    cmap = mpl.colors.ListedColormap(colours)
+    ax.contourf(gx.numpy(), gy.numpy(), labels, levels=np.arange(n_classes + 1) - 0.5,
+                cmap=cmap, alpha=0.25)  # fmt: skip
+    ax.scatter(X[:, 0], X[:, 1], c=y.numpy(), cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5,
+               s=8, linewidths=0)  # fmt: skip
+    ax.set_aspect("equal")
+    ax.grid(False)
+    return ax

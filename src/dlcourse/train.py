@@ -461,3 +461,73 @@ __all__ += [
     "layer_grad_norms",
     "merge_cfg",
 ]
+
+
+# Parameter counts and linear probes (chapter 1.4)
+
+__all__ += ["count_params", "linear_probe"]
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter entries of ``model``; with ``trainable_only``, only those with
+    ``requires_grad``. A fully connected layer ``d_in -> d_out`` has ``d_in d_out + d_out``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def linear_probe(
+    train_feats: torch.Tensor,
+    train_y: torch.Tensor,
+    test_feats: torch.Tensor,
+    test_y: torch.Tensor,
+    l2: float = 1e-3,
+    epochs: int = 200,
+) -> float:
+    """Test accuracy of a multinomial logistic regression trained on frozen features.
+
+    ``train_feats: (N, D)``, ``train_y: (N,)`` int64, ``test_feats: (M, D)``, ``test_y: (M,)``.
+    The features are standardised with the training mean and standard deviation; the
+    classifier :math:`\\mathrm{softmax}(Wx + b)` minimises the mean cross-entropy plus
+    :math:`\\tfrac{l_2}{2}\\lVert W\\rVert^2` by full-batch L-BFGS for at most ``epochs``
+    iterations, from zero weights: deterministic, no learning rate to tune. The number of
+    classes is ``max(train_y, test_y) + 1``.
+    """
+    for name, feats, labels in (("train", train_feats, train_y), ("test", test_feats, test_y)):
+        if feats.ndim != 2 or labels.shape != feats.shape[:1]:
+            raise ValueError(
+                f"{name}_feats must be (N, D) and {name}_y (N,); got {tuple(feats.shape)} "
+                f"and {tuple(labels.shape)}"
+            )
+        if labels.dtype != torch.int64:
+            raise ValueError(f"{name}_y must be int64 class indices, got {labels.dtype}")
+    if train_feats.shape[1] != test_feats.shape[1]:
+        raise ValueError(
+            f"train_feats and test_feats must have the same width, got {train_feats.shape[1]} "
+            f"and {test_feats.shape[1]}"
+        )
+    if l2 < 0 or epochs < 1:
+        raise ValueError(f"l2 must be >= 0 and epochs >= 1, got {l2} and {epochs}")
+    dev = train_feats.device
+    x_train = train_feats.detach().float()
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+    x_train = (x_train - mean) / std
+    x_test = (test_feats.detach().float().to(dev) - mean) / std
+    n_classes = int(max(train_y.max().item(), test_y.max().item())) + 1
+    W = torch.zeros(n_classes, x_train.shape[1], device=dev, requires_grad=True)
+    b = torch.zeros(n_classes, device=dev, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [W, b], lr=1.0, max_iter=epochs, history_size=20, line_search_fn="strong_wolfe"
+    )
+    y_train = train_y.to(dev)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(x_train @ W.T + b, y_train)
+        loss = loss + 0.5 * l2 * (W**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return accuracy(x_test @ W.T + b, test_y.to(dev))

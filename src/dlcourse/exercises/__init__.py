@@ -29,6 +29,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     how_to_use,
     initialization,
     linear_models,
+    mlp,
     policy_gradient,
 )
 from .core import *  # noqa: F403  (the public API is core's)
