@@ -454,4 +454,55 @@ def plot_decision_boundary(
                s=8, linewidths=0)  # fmt: skip
     ax.set_aspect("equal")
     ax.grid(False)
+
+
+# Optimizer paths on 2-D loss surfaces (chapters 2.1-2.3)
+
+__all__ += ["plot_contour_paths"]
+
+
+def plot_contour_paths(
+    f,
+    paths: Mapping[str, torch.Tensor | np.ndarray],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    levels: int | Sequence[float] = 30,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Contours of a 2-D function with optimizer paths drawn on top.
+
+    ``f`` maps a tensor ``(..., 2)`` to ``(...)`` (e.g. ``dlcourse.optim.rosenbrock``);
+    ``paths``: name -> ``(T, 2)`` points, drawn as lines with dots, the start circled. An int
+    ``levels`` places that many contours at quantiles of ``f`` over the window (so steep and flat
+    regions both get lines); a sequence gives the levels themselves. Points outside the window
+    (a diverging run) are simply cut off.
+    """
+    if len(xlim) != 2 or len(ylim) != 2 or xlim[0] >= xlim[1] or ylim[0] >= ylim[1]:
+        raise ValueError(f"xlim and ylim must be increasing pairs, got {xlim} and {ylim}")
+    ax = ax or plt.subplots(figsize=(5, 3.6))[1]
+    xs = torch.linspace(xlim[0], xlim[1], 200, dtype=torch.float64)
+    ys = torch.linspace(ylim[0], ylim[1], 200, dtype=torch.float64)
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
+    with torch.no_grad():
+        z = f(torch.stack([grid_x, grid_y], dim=-1)).double().cpu().numpy()
+    if isinstance(levels, int):
+        if levels < 1:
+            raise ValueError(f"levels must be a positive int or a sequence, got {levels}")
+        finite = z[np.isfinite(z)]
+        levels = np.unique(np.quantile(finite, np.linspace(0, 1, levels + 2)[1:-1]))
+    ax.contour(grid_x.numpy(), grid_y.numpy(), z, levels=levels, colors="0.6", linewidths=0.6)
+    for name, path in paths.items():
+        points = np.asarray(torch.as_tensor(path).detach().cpu().double())
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"path {name!r} must be (T, 2), got {points.shape}")
+        (line,) = ax.plot(points[:, 0], points[:, 1], ".-", markersize=4, linewidth=1.2,
+                          label=name)  # fmt: skip
+        ax.plot(points[0, 0], points[0, 1], "o", markersize=7, fillstyle="none",
+                color=line.get_color())  # fmt: skip
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if len(paths) > 1:
+        ax.legend(loc="best")
     return ax

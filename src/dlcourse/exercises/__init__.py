@@ -30,6 +30,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     initialization,
     linear_models,
     mlp,
+    optimizers,
     policy_gradient,
 )
 from .core import *  # noqa: F403  (the public API is core's)

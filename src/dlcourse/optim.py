@@ -1,0 +1,524 @@
+"""Optimizers and learning-rate schedules from scratch.
+
+Every optimizer here is a plain function ``<name>_step_(params, state, **hyperparameters)`` that
+updates ``params`` in place from their ``.grad``, the way one call of ``torch.optim.X.step()``
+does, and keeps its buffers (momentum, running averages, step count) in the dict ``state``,
+which the caller creates empty and passes back on every step. ``ScratchOptimizer`` wraps any of
+them as a ``torch.optim.Optimizer`` so that it can drive an ordinary training loop.
+
+The 2-D test functions (``make_quadratic``, ``rosenbrock``) and the playgrounds
+(``train_2d``, ``run_optimizer``) let chapters draw an optimizer's path on a loss surface.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ScratchOptimizer",
+    "adadelta_step_",
+    "adagrad_step_",
+    "adam_step_",
+    "make_quadratic",
+    "reddi_problem",
+    "rmsprop_step_",
+    "rosenbrock",
+    "run_optimizer",
+    "sgd_step_",
+    "train_2d",
+    "yogi_step_",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer steps from scratch (momentum, AdaGrad, RMSProp, Adadelta, Adam/AdamW/AMSGrad, Yogi)
+#
+# Conventions shared by all step functions: ``params`` is an iterable of tensors; a parameter
+# whose ``.grad`` is None is skipped (as torch.optim does). ``state[i]`` holds the buffers of the
+# i-th parameter, including its own step count ``state[i]["step"]``. Arithmetic follows the
+# order of torch.optim's single-tensor code, so the trajectories agree to rounding error.
+
+
+def _check_params_state(params: Iterable[Tensor], state: dict) -> list[Tensor]:
+    if isinstance(params, Tensor):
+        raise TypeError("params must be an iterable of tensors (e.g. [x]), got a single tensor")
+    params = list(params)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"params must hold tensors, got {type(p).__name__}")
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict (start with {{}}), got {type(state).__name__}")
+    return params
+
+
+def _check_range(name: str, value: float, low: float, high: float, closed_high: bool) -> None:
+    inside = low <= value <= high if closed_high else low <= value < high
+    if not (isinstance(value, int | float) and inside):
+        bracket = "]" if closed_high else ")"
+        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+
+
+def _check_nonneg(**values: float) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, int | float) and value >= 0.0):
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+def _param_state(state: dict, i: int, p: Tensor, *buffers: str) -> dict[str, Any]:
+    """The state of parameter ``i``: created on its first step with zero buffers."""
+    s = state.setdefault(i, {})
+    if not s:
+        s["step"] = 0
+        for name in buffers:
+            s[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    s["step"] += 1
+    return s
+
+
+@torch.no_grad()
+def sgd_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> None:
+    r"""One step of SGD with (heavy-ball or Nesterov) momentum, in PyTorch's convention.
+
+    $g \leftarrow g + \lambda\theta$ (``weight_decay``), $v_t = \beta v_{t-1} + g_t$ with
+    $v_1 = g_1$, then $\theta \leftarrow \theta - \eta v_t$ (heavy ball) or
+    $\theta \leftarrow \theta - \eta(g_t + \beta v_t)$ (Nesterov). With constant $\eta$ this is
+    the textbook $m_t = \beta m_{t-1} - \eta g_t$, $\theta_t = \theta_{t-1} + m_t$, $m = -\eta v$.
+    Buffers: ``momentum_buffer`` (shape of the parameter).
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, weight_decay=weight_decay)
+    _check_range("momentum", momentum, 0.0, 1.0, closed_high=False)
+    if nesterov and momentum == 0.0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        if weight_decay != 0.0:
+            g = g.add(p, alpha=weight_decay)
+        if momentum != 0.0:
+            s = state.setdefault(i, {"step": 0})
+            s["step"] += 1
+            if "momentum_buffer" not in s:
+                s["momentum_buffer"] = g.clone()  # v_1 = g_1 (m_0 = 0)
+            else:
+                s["momentum_buffer"].mul_(momentum).add_(g)
+            v = s["momentum_buffer"]
+            g = g.add(v, alpha=momentum) if nesterov else v
+        p.add_(g, alpha=-lr)
+
+
+@torch.no_grad()
+def adagrad_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float = 1e-2,
+    eps: float = 1e-10,
+    mode: Literal["sum", "mean"] = "sum",
+    eps_inside_sqrt: bool = False,
+    weight_decay: float = 0.0,
+) -> None:
+    r"""One step of AdaGrad: per-coordinate rates from the accumulated squared gradients.
+
+    $s_t = s_{t-1} + g_t^2$, $\theta_t = \theta_{t-1} - \eta\, g_t / (\sqrt{s_t} + \epsilon)$
+    (PyTorch, ``mode="sum"``). ``mode="mean"`` divides by the running *mean* RMS
+    $\sqrt{s_t / t}$ instead, the lecture variant, whose first step is $\eta\,\mathrm{sign}(g_1)$
+    and whose rate does not decay. ``eps_inside_sqrt=True`` uses $\sqrt{s_t+\epsilon}$ (D2L).
+    Buffers: ``sum`` (shape of the parameter).
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
+    if mode not in ("sum", "mean"):
+        raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        if weight_decay != 0.0:
+            g = g.add(p, alpha=weight_decay)
+        s = _param_state(state, i, p, "sum")
+        s["sum"].addcmul_(g, g)
+        acc = s["sum"] if mode == "sum" else s["sum"] / s["step"]
+        denom = acc.add(eps).sqrt_() if eps_inside_sqrt else acc.sqrt().add_(eps)
+        p.addcdiv_(g, denom, value=-lr)
+
+
+@torch.no_grad()
+def rmsprop_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    eps_inside_sqrt: bool = False,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> None:
+    r"""One step of RMSProp: AdaGrad with a leaky average of the squared gradients.
+
+    $s_t = \alpha s_{t-1} + (1-\alpha) g_t^2$ with $s_0 = 0$,
+    $\theta_t = \theta_{t-1} - \eta\, g_t / (\sqrt{s_t} + \epsilon)$ (PyTorch's defaults:
+    $\alpha = 0.99$, $\epsilon$ outside the root). ``centered=True`` divides by the standard
+    deviation $\sqrt{s_t - \bar g_t^2}$ with $\bar g_t$ the leaky mean of $g$; ``momentum > 0``
+    accumulates $b_t = \mu b_{t-1} + g_t/(\ldots)$ and steps by $-\eta b_t$.
+    Buffers: ``square_avg`` (and ``grad_avg``, ``momentum_buffer``).
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
+    _check_range("alpha", alpha, 0.0, 1.0, closed_high=False)
+    _check_range("momentum", momentum, 0.0, 1.0, closed_high=False)
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        if weight_decay != 0.0:
+            g = g.add(p, alpha=weight_decay)
+        s = _param_state(state, i, p, "square_avg", "grad_avg", "momentum_buffer")
+        s["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
+        second = s["square_avg"]
+        if centered:
+            s["grad_avg"].lerp_(g, 1 - alpha)
+            second = second.addcmul(s["grad_avg"], s["grad_avg"], value=-1)
+        denom = second.add(eps).sqrt_() if eps_inside_sqrt else second.sqrt().add_(eps)
+        if momentum > 0.0:
+            s["momentum_buffer"].mul_(momentum).addcdiv_(g, denom)
+            p.add_(s["momentum_buffer"], alpha=-lr)
+        else:
+            p.addcdiv_(g, denom, value=-lr)
+
+
+@torch.no_grad()
+def adadelta_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+) -> None:
+    r"""One step of Adadelta: the step's own running size replaces the learning rate.
+
+    $s_t = \rho s_{t-1} + (1-\rho) g_t^2$,
+    $g'_t = \sqrt{(\Delta x_{t-1} + \epsilon) / (s_t + \epsilon)}\odot g_t$,
+    $\Delta x_t = \rho\Delta x_{t-1} + (1-\rho) g'^2_t$, $\theta_t = \theta_{t-1} - \eta g'_t$.
+    The paper has no $\eta$ (it is 1); PyTorch keeps ``lr`` with default 1.0.
+    Buffers: ``square_avg`` ($s$), ``acc_delta`` ($\Delta x$).
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
+    _check_range("rho", rho, 0.0, 1.0, closed_high=True)
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        if weight_decay != 0.0:
+            g = g.add(p, alpha=weight_decay)
+        s = _param_state(state, i, p, "square_avg", "acc_delta")
+        s["square_avg"].mul_(rho).addcmul_(g, g, value=1 - rho)
+        std = s["square_avg"].add(eps).sqrt_()
+        delta = s["acc_delta"].add(eps).sqrt_().div_(std).mul_(g)  # g'_t
+        s["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        p.add_(delta, alpha=-lr)
+
+
+def _check_betas(betas: Sequence[float]) -> tuple[float, float]:
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = betas
+    _check_range("betas[0]", beta1, 0.0, 1.0, closed_high=False)
+    _check_range("betas[1]", beta2, 0.0, 1.0, closed_high=False)
+    return float(beta1), float(beta2)
+
+
+@torch.no_grad()
+def adam_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float = 1e-3,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    amsgrad: bool = False,
+    bias_correction: bool = True,
+) -> None:
+    r"""One step of Adam; also Adam + L2 (``weight_decay``), AdamW (``decoupled=True``), AMSGrad.
+
+    $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$, $v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$,
+    $\hat m_t = m_t/(1-\beta_1^t)$, $\hat v_t = v_t/(1-\beta_2^t)$,
+    $\theta_t = \theta_{t-1} - \eta\,\hat m_t/(\sqrt{\hat v_t} + \epsilon)$.
+
+    Weight decay $\lambda$: Adam + L2 adds $\lambda\theta$ to $g_t$ (so the decay is divided by
+    $\sqrt{\hat v_t}$ too); AdamW first shrinks $\theta \leftarrow (1 - \eta\lambda)\theta$.
+    AMSGrad divides by the running maximum of $v_t$ (as PyTorch does, then bias-corrected).
+    ``bias_correction=False`` uses $m_t$ and $v_t$ as they are.
+    Buffers: ``exp_avg`` ($m$), ``exp_avg_sq`` ($v$), ``max_exp_avg_sq``.
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
+    beta1, beta2 = _check_betas(betas)
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        s = _param_state(state, i, p, *buffers)
+        t = s["step"]
+        if weight_decay != 0.0:
+            if decoupled:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                g = g.add(p, alpha=weight_decay)
+        s["exp_avg"].lerp_(g, 1 - beta1)  # beta1 m + (1 - beta1) g
+        s["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        v = s["exp_avg_sq"]
+        if amsgrad:
+            torch.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
+            v = s["max_exp_avg_sq"]
+        if bias_correction:
+            step_size = lr / (1 - beta1**t)
+            denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+        else:
+            step_size = lr
+            denom = v.sqrt().add_(eps)
+        p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+
+
+@torch.no_grad()
+def yogi_step_(
+    params: Iterable[Tensor],
+    state: dict,
+    lr: float = 1e-2,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-3,
+    bias_correction: bool = True,
+) -> None:
+    r"""One step of Yogi (Zaheer et al. 2018): Adam with an additive second-moment update.
+
+    $s_t = s_{t-1} + (1-\beta_2)\, g_t^2 \odot \mathrm{sign}(g_t^2 - s_{t-1})$, so one step
+    moves $s$ by exactly $(1-\beta_2) g_t^2$ (or not at all), however large $s$ is; Adam's
+    $v_t - v_{t-1} = (1-\beta_2)(g_t^2 - v_{t-1})$ can forget a large $v$ quickly. The rest is
+    Adam's: $m_t$, bias correction (as in D2L; ``bias_correction=False`` is the paper's form)
+    and $\theta_t = \theta_{t-1} - \eta\,\hat m_t / (\sqrt{\hat s_t} + \epsilon)$. No torch
+    version exists. Buffers: ``exp_avg`` ($m$), ``exp_avg_sq`` ($s$).
+    """
+    params = _check_params_state(params, state)
+    _check_nonneg(lr=lr, eps=eps)
+    beta1, beta2 = _check_betas(betas)
+    for i, p in enumerate(params):
+        if p.grad is None:
+            continue
+        g = p.grad
+        s = _param_state(state, i, p, "exp_avg", "exp_avg_sq")
+        t = s["step"]
+        s["exp_avg"].lerp_(g, 1 - beta1)
+        g2 = g * g
+        s["exp_avg_sq"].addcmul_(torch.sign(g2 - s["exp_avg_sq"]), g2, value=1 - beta2)
+        if bias_correction:
+            step_size = lr / (1 - beta1**t)
+            denom = (s["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+        else:
+            step_size = lr
+            denom = s["exp_avg_sq"].sqrt().add_(eps)
+        p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+
+
+class ScratchOptimizer(torch.optim.Optimizer):
+    """Any ``*_step_`` function above as a ``torch.optim.Optimizer``.
+
+    ``ScratchOptimizer(model.parameters(), adam_step_, lr=1e-3)`` calls
+    ``adam_step_(group_params, group_state, lr=1e-3)`` for each parameter group on ``step()``,
+    so it works with ``dlcourse.train.fit``, ``zero_grad`` and learning-rate schedulers (which
+    change ``group["lr"]``). Only the hyperparameters given here are passed to the function.
+    The step functions' buffers live in ``self.scratch_state`` (not in ``state_dict()``).
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict], step_fn: Callable, **hp: Any):
+        if not callable(step_fn):
+            raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
+        super().__init__(params, defaults=hp)
+        self.step_fn = step_fn
+        self.scratch_state: dict[int, dict] = {}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            hp = {name: group[name] for name in self.defaults}
+            self.step_fn(group["params"], self.scratch_state.setdefault(index, {}), **hp)
+        return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss surfaces and playgrounds
+
+
+def make_quadratic(
+    eigs: Sequence[float], angle: float = 0.0
+) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Tensor]:
+    r"""$f(x) = \tfrac12 x^\top H x$, its gradient $Hx$ and $H = R\,\mathrm{diag}(\lambda)R^\top$.
+
+    ``eigs``: the eigenvalues $\lambda_i$ (the curvatures along the eigendirections), ``d`` of
+    them; ``angle`` (radians, 2-D only) rotates the eigenvectors by $R$. ``f`` maps ``(..., d)``
+    to ``(...)`` and ``grad`` maps ``(..., d)`` to ``(..., d)``, in the input's dtype and
+    device. ``H``: ``(d, d)`` float64. The ravine $\tfrac12(x^2 + 100y^2)$ is
+    ``make_quadratic([1, 100])``.
+    """
+    eigs_t = torch.as_tensor(eigs, dtype=torch.float64)
+    if eigs_t.ndim != 1 or len(eigs_t) == 0:
+        raise ValueError(f"eigs must be a non-empty sequence of numbers, got {eigs!r}")
+    if angle != 0.0 and len(eigs_t) != 2:
+        raise ValueError(f"angle needs 2 eigenvalues (a 2-D quadratic), got {len(eigs_t)}")
+    c, s = math.cos(angle), math.sin(angle)
+    if len(eigs_t) == 2:
+        rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    else:
+        rotation = torch.eye(len(eigs_t), dtype=torch.float64)
+    hessian = rotation @ torch.diag(eigs_t) @ rotation.T
+    d = len(eigs_t)
+
+    def _h(x: Tensor) -> Tensor:
+        if x.shape[-1:] != (d,):
+            raise ValueError(f"x must have shape (..., {d}), got {tuple(x.shape)}")
+        return hessian.to(dtype=x.dtype, device=x.device)
+
+    def f(x: Tensor) -> Tensor:
+        return 0.5 * ((x @ _h(x)) * x).sum(-1)
+
+    def grad(x: Tensor) -> Tensor:
+        return x @ _h(x)  # H is symmetric
+
+    return f, grad, hessian
+
+
+def rosenbrock(xy: Tensor, a: float = 1.0, b: float = 100.0) -> Tensor:
+    r"""Rosenbrock's banana valley $(a - x)^2 + b\,(y - x^2)^2$; minimum 0 at $(a, a^2)$.
+
+    ``xy``: ``(..., 2)``; returns ``(...)``.
+    """
+    if not isinstance(xy, Tensor) or xy.shape[-1:] != (2,):
+        raise ValueError(f"xy must be a tensor of shape (..., 2), got {getattr(xy, 'shape', xy)}")
+    x, y = xy[..., 0], xy[..., 1]
+    return (a - x) ** 2 + b * (y - x**2) ** 2
+
+
+def _playground_default(x: Tensor) -> Tensor:
+    return 0.1 * x[..., 0] ** 2 + 2 * x[..., 1] ** 2
+
+
+def train_2d(
+    step_fn: Callable[[list[Tensor], dict], None],
+    x0: Sequence[float] | Tensor = (-5.0, -2.0),
+    steps: int = 20,
+    f: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    r"""Run a scratch optimizer on a 2-D function; return the path, ``(steps + 1, 2)`` float64.
+
+    ``step_fn(params, state)`` is a ``*_step_`` function with its hyperparameters bound, e.g.
+    ``functools.partial(sgd_step_, lr=0.4)``. Default $f = 0.1x_1^2 + 2x_2^2$ (D2L's
+    playground). Gradients come from autograd on ``f``.
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    x = torch.as_tensor(x0, dtype=torch.float64).detach().clone()
+    if x.shape != (2,):
+        raise ValueError(f"x0 must hold 2 numbers, got shape {tuple(x.shape)}")
+    f = f or _playground_default
+    x.requires_grad_(True)
+    state: dict = {}
+    path = [x.detach().clone()]
+    for _ in range(steps):
+        x.grad = None
+        f(x).backward()
+        step_fn([x], state)
+        path.append(x.detach().clone())
+    return torch.stack(path)
+
+
+def run_optimizer(
+    make_opt: Callable[[list[Tensor]], torch.optim.Optimizer],
+    loss_fn: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    steps: int,
+    tol: float | None = None,
+) -> dict[str, Any]:
+    """Minimise ``loss_fn`` from ``x0`` with ``make_opt([x])`` for up to ``steps`` steps.
+
+    Returns a dict: ``trajectory`` ``(n + 1, d)``, ``losses`` and ``grad_norms`` ``(n + 1,)``
+    (at every point of the trajectory), ``steps_to_tol`` (the number of steps after which the
+    loss first reached ``<= tol``; the run stops there; None if never) and ``diverged`` (the
+    loss became NaN or infinite; the run stops there too). ``x0``: ``(d,)``, any dtype/device.
+    """
+    if not isinstance(x0, Tensor) or x0.ndim != 1:
+        raise ValueError(f"x0 must be a 1-D tensor (d,), got {getattr(x0, 'shape', x0)}")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    x = x0.detach().clone().requires_grad_(True)
+    opt = make_opt([x])
+    path, losses, norms = [], [], []
+    steps_to_tol, diverged = None, False
+    for t in range(steps + 1):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(x)
+        loss.backward()
+        path.append(x.detach().clone())
+        losses.append(loss.item())
+        norms.append(x.grad.norm().item())
+        if not math.isfinite(losses[-1]):
+            diverged = True
+            break
+        if tol is not None and losses[-1] <= tol:
+            steps_to_tol = t
+            break
+        if t < steps:
+            opt.step()
+    return {
+        "trajectory": torch.stack(path),
+        "losses": torch.tensor(losses, dtype=torch.float64),
+        "grad_norms": torch.tensor(norms, dtype=torch.float64),
+        "steps_to_tol": steps_to_tol,
+        "diverged": diverged,
+    }
+
+
+def reddi_problem(
+    step_fn: Callable[..., None],
+    T: int = 30_000,
+    C: float = 3.0,
+    x0: float = 0.0,
+    lr: float = 0.1,
+) -> float:
+    r"""Final iterate of Reddi et al.'s (2018) online problem on $[-1, 1]$.
+
+    $f_t(x) = Cx$ when $t \bmod 3 = 1$, else $-x$ (so the average loss $(C-2)x/3$ is minimised
+    at $x = -1$). ``step_fn(params, state, lr=...)`` is a ``*_step_`` function with its other
+    hyperparameters bound; it gets $\eta_t = \mathrm{lr}/\sqrt t$ and the iterate is projected
+    back onto $[-1, 1]$ after every step. Runs in float64 from ``x0`` (the centre).
+    """
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    if C <= 2:
+        raise ValueError(f"C must be > 2 (so that x = -1 is optimal), got {C!r}")
+    x = torch.tensor([float(x0)], dtype=torch.float64)
+    big, small = torch.tensor([float(C)], dtype=torch.float64), torch.tensor([-1.0]).double()
+    state: dict = {}
+    for t in range(1, T + 1):
+        x.grad = big if t % 3 == 1 else small
+        step_fn([x], state, lr=lr / math.sqrt(t))
+        x.clamp_(-1.0, 1.0)
+    return x.item()
