@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     core,
     diffusion,
     how_to_use,
+    landscape,
     policy_gradient,
 )
 from .core import *  # noqa: F403  (the public API is core's)
