@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 import torch
 
@@ -511,3 +512,204 @@ def empirical_fisher(
     # forward mode: one pass per parameter (the (P, P) result keeps P small), not one per sample
     scores = torch.func.jacfwd(lambda t: log_prob(t, samples))(theta.detach()).reshape(n, -1)
     return scores.mean(dim=0), scores.T @ scores / n
+
+
+# =============================================================================================
+# Curvature: Hessians, Hessian-vector products and critical points (chapter 2.2)
+#
+# Second-order tools for small problems (``hessian``, ``classify_critical_point``,
+# ``newton_step``, ``negative_curvature_direction``: dense matrices) and for networks
+# (``hvp`` by double backprop and ``power_iteration``: never form the matrix).
+
+__all__ += [
+    "classify_critical_point",
+    "hessian",
+    "hvp",
+    "negative_curvature_direction",
+    "newton_step",
+    "power_iteration",
+]
+
+CriticalPoint = Literal["min", "max", "saddle", "degenerate"]
+
+
+def _require_square_matrix(H: torch.Tensor, name: str = "H") -> int:
+    if not torch.is_tensor(H) or not H.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {getattr(H, 'dtype', H)}")
+    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
+        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {tuple(H.shape)}")
+    return H.shape[0]
+
+
+def _require_symmetric(H: torch.Tensor, name: str = "H") -> None:
+    _require_square_matrix(H, name)
+    scale = H.abs().max().clamp(min=1.0)
+    if not torch.allclose(H, H.T, rtol=1e-5, atol=1e-6 * scale.item()):
+        raise ValueError(f"{name} must be symmetric (a Hessian), but H != H.T")
+
+
+def hessian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Dense Hessian :math:`H_{ij} = \\partial^2 f / \\partial x_i \\partial x_j` at ``x``.
+
+    ``fn`` maps a floating tensor shaped like ``x`` to a scalar; the result has shape
+    ``(*x.shape, *x.shape)``, as ``torch.autograd.functional.hessian``. Row ``i`` is the
+    gradient of :math:`\\partial f/\\partial x_i`: one backward pass through the graph of the
+    gradient (built with ``create_graph=True``) per entry of ``x``, so small problems only.
+    Entries of the gradient that do not depend on ``x`` give zero rows.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
+    n = x.numel()
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = fn(x)
+        if not torch.is_tensor(value) or value.numel() != 1:
+            raise ValueError("fn must return a scalar tensor (one element)")
+        (grad,) = torch.autograd.grad(value.reshape(()), x, create_graph=True, allow_unused=True)
+        if grad is None or not grad.requires_grad:  # fn is constant or linear in x
+            return torch.zeros(*x.shape, *x.shape, dtype=x.dtype, device=x.device)
+        grad = grad.reshape(-1)
+        rows = []
+        for i in range(n):  # one row per coordinate: the definition, for small n
+            (row,) = torch.autograd.grad(grad[i], x, retain_graph=True, allow_unused=True)
+            rows.append(torch.zeros_like(x) if row is None else row)
+    return torch.stack(rows).reshape(*x.shape, *x.shape).detach()
+
+
+def hvp(
+    loss_fn: Callable[[], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    v: Sequence[torch.Tensor],
+) -> list[torch.Tensor]:
+    """Hessian-vector product :math:`\\mathbf H\\mathbf v` by double backprop (Pearlmutter).
+
+    :math:`\\mathbf H\\mathbf v = \\nabla_\\theta\\,(\\nabla_\\theta L(\\theta)^\\top\\mathbf v)`:
+    one backward pass builds the gradient with ``create_graph=True``, a second differentiates
+    its dot product with ``v``. Costs about two gradients, never forms the ``(P, P)`` matrix.
+    ``loss_fn()`` recomputes the scalar loss from ``params`` (tensors with
+    ``requires_grad=True``, e.g. ``list(model.parameters())``); ``v`` has one tensor per
+    parameter, each of the same shape. Returns one tensor per parameter (detached).
+    """
+    params, v = list(params), list(v)
+    if not params:
+        raise ValueError("params must hold at least one tensor")
+    if len(v) != len(params):
+        raise ValueError(f"v must hold one tensor per parameter ({len(params)}), got {len(v)}")
+    for i, (p, vi) in enumerate(zip(params, v, strict=True)):
+        if not torch.is_tensor(p) or not p.requires_grad:
+            raise ValueError(f"params[{i}] must be a tensor with requires_grad=True")
+        if not torch.is_tensor(vi) or vi.shape != p.shape:
+            raise ValueError(
+                f"v[{i}] must have the shape of params[{i}], {tuple(p.shape)}, "
+                f"got {tuple(getattr(vi, 'shape', ()))}"
+            )
+    with torch.enable_grad():
+        loss = loss_fn()
+        if not torch.is_tensor(loss) or loss.numel() != 1:
+            raise ValueError("loss_fn must return a scalar tensor (one element)")
+        grads = torch.autograd.grad(loss.reshape(()), params, create_graph=True, allow_unused=True)
+        pairs = [(g, vi) for g, vi in zip(grads, v, strict=True) if g is not None]
+        dot = sum(((g * vi.detach()).sum() for g, vi in pairs), torch.zeros((), device=loss.device))
+        if not dot.requires_grad:  # the loss is linear (or constant) in params
+            return [torch.zeros_like(p) for p in params]
+        out = torch.autograd.grad(dot, params, allow_unused=True)
+    return [
+        torch.zeros_like(p) if o is None else o.detach() for p, o in zip(params, out, strict=True)
+    ]
+
+
+def power_iteration(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    iters: int = 100,
+    shift: float = 0.0,
+    seed: int = 0,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> tuple[float, torch.Tensor]:
+    """Dominant eigenpair of a symmetric operator ``A`` given only ``v -> A v``.
+
+    Iterates :math:`\\mathbf v \\leftarrow (\\mathbf A - c\\mathbf I)\\mathbf v /
+    \\lVert(\\mathbf A - c\\mathbf I)\\mathbf v\\rVert` with ``c = shift`` from a seeded random
+    unit vector, and returns the Rayleigh quotient :math:`\\mathbf v^\\top\\mathbf A\\mathbf v`
+    of ``A`` itself (not of the shifted operator) and ``v: (dim,)``. Without a shift it finds
+    the eigenvalue of largest *magnitude*, which may be negative. With ``shift`` at or above
+    the largest eigenvalue, :math:`\\mathbf A - c\\mathbf I` is negative semi-definite and its
+    dominant eigenvector is the one of the most negative eigenvalue of ``A``. The error shrinks
+    like :math:`|\\mu_2/\\mu_1|^{k}` (two largest magnitudes of the shifted operator).
+    """
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    if not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"iters must be a positive int, got {iters!r}")
+    generator = torch.Generator().manual_seed(seed)
+    v = torch.randn(dim, generator=generator, dtype=dtype).to(device or "cpu")
+    v = v / v.norm()
+    Av = None
+    for _ in range(iters):
+        Av = matvec(v)
+        if not torch.is_tensor(Av) or Av.shape != (dim,):
+            raise ValueError(
+                f"matvec must return a ({dim},) tensor, got {getattr(Av, 'shape', Av)}"
+            )
+        w = Av - shift * v
+        norm = w.norm()
+        if norm == 0:  # v is an eigenvector with eigenvalue == shift
+            break
+        v = w / norm
+    Av = matvec(v)
+    return float(v @ Av), v
+
+
+def classify_critical_point(H: torch.Tensor, tol: float = 1e-8) -> CriticalPoint:
+    """Second-derivative test at a critical point from the eigenvalues of the Hessian ``H: (n, n)``.
+
+    An eigenvalue counts as positive above ``tol``, negative below ``-tol``, zero otherwise.
+    ``"saddle"`` whenever both signs occur (zeros do not matter then); ``"min"`` if all are
+    positive, ``"max"`` if all are negative; ``"degenerate"`` if the Hessian is semi-definite
+    and singular: the test is inconclusive and higher-order terms decide (``x^3``, ``x^4``).
+    """
+    _require_symmetric(H)
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    eigs = torch.linalg.eigvalsh(H)
+    positive, negative = bool((eigs > tol).any()), bool((eigs < -tol).any())
+    if positive and negative:
+        return "saddle"
+    if bool((eigs > tol).all()):
+        return "min"
+    if bool((eigs < -tol).all()):
+        return "max"
+    return "degenerate"
+
+
+def newton_step(grad: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """The Newton step :math:`\\Delta = -\\mathbf H^{-1}\\mathbf g` (``grad: (n,)``, ``H: (n, n)``).
+
+    It jumps to the stationary point of the local quadratic model
+    :math:`\\mathbf g^\\top\\Delta + \\tfrac12\\Delta^\\top\\mathbf H\\Delta`, whatever kind it is:
+    along a direction of negative curvature the step goes *uphill*, towards a saddle or a
+    maximum. Solves the linear system (no explicit inverse); raises if ``H`` is singular.
+    """
+    n = _require_square_matrix(H)
+    if not torch.is_tensor(grad) or grad.shape != (n,):
+        raise ValueError(
+            f"grad must have shape ({n},) to match H, got {getattr(grad, 'shape', grad)}"
+        )
+    return -torch.linalg.solve(H, grad.to(H.dtype))
+
+
+def negative_curvature_direction(H: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Smallest eigenvalue of a symmetric ``H: (n, n)`` and its unit eigenvector ``(n,)``.
+
+    At a saddle (gradient 0) a step :math:`\\alpha\\mathbf v` changes the loss by
+    :math:`\\tfrac12\\alpha^2\\lambda_{\\min} + O(\\alpha^3)`, a decrease when
+    :math:`\\lambda_{\\min} < 0` and ``alpha`` is small. The sign of ``v`` is fixed so that its
+    largest-magnitude entry is positive (``-v`` is as good a direction).
+    """
+    _require_symmetric(H)
+    eigs, vecs = torch.linalg.eigh(H)
+    v = vecs[:, 0]
+    v = v * torch.sign(v[v.abs().argmax()])
+    return float(eigs[0]), v

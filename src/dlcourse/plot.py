@@ -506,3 +506,59 @@ def plot_contour_paths(
     if len(paths) > 1:
         ax.legend(loc="best")
     return ax
+
+
+# Loss surfaces of two parameters (chapter 2.2)
+
+__all__ += ["plot_surface"]
+
+
+def plot_surface(
+    f,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    kind: str = "contour",
+    ax: plt.Axes | None = None,
+    *,
+    n: int = 121,
+    levels: int | Sequence[float] = 25,
+    cmap: str = SEQUENTIAL_CMAP,
+) -> plt.Axes:
+    """Draw ``z = f(X, Y)`` over ``xlim x ylim`` as contour lines or as a 3-D surface.
+
+    ``f`` takes two float64 tensors ``X, Y: (n, n)`` (a grid, ``indexing="xy"``) and returns
+    ``Z: (n, n)``, so write it with tensor operations (``X**2 - Y**2``). ``kind`` is
+    ``"contour"`` (filled background plus labelled lines) or ``"3d"`` (a surface; ``ax``, when
+    given, must have ``projection="3d"``). Returns the axes, for paths drawn on top.
+    """
+    if kind not in ("contour", "3d"):
+        raise ValueError(f"kind must be 'contour' or '3d', got {kind!r}")
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not lim[0] < lim[1]:
+            raise ValueError(f"{name} must be (low, high) with low < high, got {lim!r}")
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    xs = torch.linspace(float(xlim[0]), float(xlim[1]), n, dtype=torch.float64)
+    ys = torch.linspace(float(ylim[0]), float(ylim[1]), n, dtype=torch.float64)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    Z = torch.as_tensor(f(X, Y))
+    if Z.shape != X.shape:
+        raise ValueError(f"f(X, Y) must return an ({n}, {n}) grid, got {tuple(Z.shape)}")
+    X, Y, Z = (np.asarray(t.detach().cpu(), dtype=float) for t in (X, Y, Z))
+    if kind == "3d":
+        if ax is None:
+            ax = plt.figure(figsize=(4.6, 3.8)).add_subplot(projection="3d")
+        elif getattr(ax, "name", "") != "3d":
+            raise ValueError("ax must be a 3-D axes (projection='3d') when kind='3d'")
+        ax.plot_surface(X, Y, Z, cmap=cmap, linewidth=0, antialiased=True, alpha=0.9)
+        ax.set_zlabel("z")
+    else:
+        ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
+        ax.contourf(X, Y, Z, levels=levels, cmap=cmap, alpha=0.55)
+        lines = ax.contour(X, Y, Z, levels=levels, colors="0.35", linewidths=0.6)
+        ax.clabel(lines, lines.levels[::4], fontsize=7, fmt="%.2g")
+        ax.set_aspect("equal", adjustable="box")
+        ax.grid(False)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return ax

@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     diffusion,
     how_to_use,
     initialization,
+    landscape,
     linear_models,
     mlp,
     optimizers,
