@@ -378,3 +378,53 @@ def two_nn_intrinsic_dimension(X: torch.Tensor) -> float:
         raise ValueError("X has fewer than 2 points without a duplicate")
     log_ratio = torch.log(r[keep, 1] / r[keep, 0])
     return float(keep.sum().item() / log_ratio.sum().item())
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.5 (generalization): index splits and a 1-D regression task
+
+__all__ += ["make_sine_regression", "three_way_split"]
+
+
+def three_way_split(
+    n: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded train / validation / test index arrays: disjoint, together exactly ``range(n)``.
+
+    Sizes: ``floor(fractions[0] * n)`` and ``floor(fractions[1] * n)`` for the first two splits;
+    the remainder (the rounding leftovers included) goes to the last split. For ``n = 1797`` and
+    the default fractions: 1078, 359 and 360. Each array is int64 ``(size,)``, in shuffled order.
+    """
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
+        raise ValueError(
+            f"fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
+    order = np.random.default_rng(seed).permutation(int(n))
+    n_train = int(np.floor(fractions[0] * n + 1e-9))
+    n_val = int(np.floor(fractions[1] * n + 1e-9))
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def make_sine_regression(
+    n: int, noise: float = 0.3, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples of ``y = sin(2 pi x) + eps`` with ``x ~ U(0, 1)`` and ``eps ~ N(0, noise^2)``.
+
+    Returns ``x: (n,)`` and ``y: (n,)`` of ``dtype`` (float64 helps ill-conditioned polynomial
+    fits). The same ``seed`` gives the same sample; the noise variance ``noise**2`` is the
+    irreducible error of the squared loss.
+    """
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.rand(int(n), generator=generator, dtype=torch.float64)
+    eps = torch.randn(int(n), generator=generator, dtype=torch.float64)
+    y = torch.sin(2 * torch.pi * x) + noise * eps
+    return x.to(dtype), y.to(dtype)

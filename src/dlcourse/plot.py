@@ -562,3 +562,46 @@ def plot_surface(
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.5 (generalization): training and validation error against a capacity knob
+
+__all__ += ["plot_train_val_curves"]
+
+
+def plot_train_val_curves(
+    x: Sequence[float],
+    train: Sequence[float],
+    val: Sequence[float],
+    xlabel: str,
+    logy: bool = False,
+    *,
+    ax: plt.Axes | None = None,
+    ylabel: str = "error",
+) -> plt.Axes:
+    """Training and validation error against ``x`` (degree, width, epoch, ...), with the
+    validation minimum marked: the model a validation set would select."""
+    x = np.asarray(x, dtype=float)
+    train = np.asarray(train, dtype=float)
+    val = np.asarray(val, dtype=float)
+    if x.ndim != 1 or train.shape != x.shape or val.shape != x.shape:
+        raise ValueError(
+            f"x, train and val must be 1-D of the same length; got shapes {x.shape}, "
+            f"{train.shape} and {val.shape}"
+        )
+    ax = ax or plt.subplots()[1]
+    ax.plot(x, train, marker="o", markersize=4, label="training", color=PALETTE["blue"])
+    ax.plot(x, val, marker="s", markersize=4, label="validation", color=PALETTE["orange"])
+    best = int(np.nanargmin(val))
+    ax.axvline(x[best], color=PALETTE["black"], linestyle=":", linewidth=1.0)
+    ax.annotate(
+        f"selected: {x[best]:g}", (x[best], 1.0), xycoords=("data", "axes fraction"),
+        textcoords="offset points", xytext=(4, -12), fontsize=9,
+    )  # fmt: skip
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend()
+    return ax

@@ -7,6 +7,7 @@ returns a seeded ``torch.Generator`` for code that takes randomness explicitly.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
@@ -531,3 +532,94 @@ def linear_probe(
     opt.step(closure)
     with torch.no_grad():
         return accuracy(x_test @ W.T + b, test_y.to(dev))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.5 (generalization): bias-variance by simulation, Hoeffding and the union bound
+
+__all__ += ["bias_variance_decomposition", "hoeffding_bound", "samples_needed"]
+
+
+def bias_variance_decomposition(
+    fit_predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    f_true: Callable[[torch.Tensor], torch.Tensor],
+    sample_train: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    x_test: torch.Tensor,
+    noise_std: float,
+    n_repeats: int = 300,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Estimate the squared-loss decomposition at ``x_test`` by resampling training sets.
+
+    For ``y = f(x) + eps``, ``Var(eps) = noise_std**2``, and a predictor ``f_D`` fitted on a
+    random training set ``D``:
+    ``E[(y - f_D(x))^2] = (E_D f_D(x) - f(x))^2 + Var_D f_D(x) + noise_std^2``,
+    each term averaged over the points of ``x_test``.
+
+    ``sample_train(seed) -> (x, y)`` draws one training set; ``fit_predict(x, y, x_test)`` fits
+    on it and returns predictions ``(M,)`` at ``x_test: (M,)`` (or ``(M, d)``). ``mse`` is
+    measured independently, on fresh noisy test labels drawn for every repeat, so
+    ``bias2 + variance + noise`` and ``mse`` agree only up to Monte Carlo error. Returns a dict
+    with the keys ``bias2``, ``variance``, ``noise`` and ``mse``.
+    """
+    if not torch.is_tensor(x_test) or x_test.ndim not in (1, 2) or len(x_test) == 0:
+        raise ValueError("x_test must be a non-empty tensor of shape (M,) or (M, d)")
+    if noise_std < 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    if not isinstance(n_repeats, int) or n_repeats < 2:
+        raise ValueError(f"n_repeats must be an int >= 2, got {n_repeats!r}")
+    generator = torch.Generator().manual_seed(seed)
+    seeds = torch.randint(0, 2**62, (n_repeats,), generator=generator).tolist()
+    target = f_true(x_test).detach().double().cpu().reshape(-1)
+    if target.numel() != len(x_test):
+        raise ValueError(f"f_true must return one value per x_test row, got {target.numel()}")
+    predictions = []
+    for repeat_seed in seeds:
+        x_train, y_train = sample_train(repeat_seed)
+        pred = fit_predict(x_train, y_train, x_test).detach().double().cpu().reshape(-1)
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"fit_predict must return one prediction per x_test row, shape "
+                f"{tuple(target.shape)}; got {tuple(pred.shape)}"
+            )
+        predictions.append(pred)
+    preds = torch.stack(predictions)  # (R, M)
+    mean_pred = preds.mean(dim=0)
+    fresh_noise = noise_std * torch.randn(preds.shape, generator=generator, dtype=torch.float64)
+    return {
+        "bias2": ((mean_pred - target) ** 2).mean().item(),
+        "variance": preds.var(dim=0, unbiased=False).mean().item(),
+        "noise": float(noise_std) ** 2,
+        "mse": ((target + fresh_noise - preds) ** 2).mean().item(),
+    }
+
+
+def hoeffding_bound(n: int, eps: float, h_size: float = 1) -> float:
+    """Hoeffding plus a union bound: ``P(max_h |E_in(h) - E_out(h)| > eps) <= 2|H| e^(-2n eps^2)``.
+
+    Valid for ``n`` i.i.d. samples, a loss in [0, 1] and a finite class of ``h_size`` hypotheses
+    fixed before the data are seen (``h_size = 1``: one fixed hypothesis). The value is returned
+    unclipped: a result >= 1 is vacuous (it says nothing).
+    """
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if not h_size >= 1:
+        raise ValueError(f"h_size must be >= 1, got {h_size}")
+    return 2.0 * float(h_size) * math.exp(-2.0 * n * eps**2)
+
+
+def samples_needed(h_size: float, eps: float, delta: float) -> int:
+    """Smallest ``N`` with ``2|H| exp(-2 N eps^2) <= delta``: ``ceil(ln(2|H|/delta) / (2 eps^2))``.
+
+    With probability at least ``1 - delta`` every one of the ``h_size`` hypotheses then has
+    ``|E_in - E_out| <= eps`` (same assumptions as ``hoeffding_bound``).
+    """
+    if not h_size >= 1:
+        raise ValueError(f"h_size must be >= 1, got {h_size}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    return math.ceil(math.log(2.0 * float(h_size) / delta) / (2.0 * eps**2))

@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     convolution,
     core,
     diffusion,
+    generalization,
     how_to_use,
     initialization,
     landscape,
