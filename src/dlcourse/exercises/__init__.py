@@ -27,6 +27,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     diffusion,
     how_to_use,
     policy_gradient,
+    tensors,
 )
 from .core import *  # noqa: F403  (the public API is core's)
 
