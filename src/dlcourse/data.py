@@ -19,6 +19,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -40,20 +41,50 @@ __all__ = [
 
 
 def digits(
-    test_fraction: float = 0.25, seed: int = 0
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    *,
+    flatten: bool = True,
+    scale01: bool = True,
+    classes: Sequence[int] | None = None,
+    pad_to: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scikit-learn's digits as ``(x_train, y_train, x_test, y_test)``.
 
-    ``x``: float32 ``(N, 64)`` scaled to [0, 1]; ``y``: int64 ``(N,)``. The split is a seeded
-    shuffle, so it is the same on every machine.
+    ``x``: float32 ``(N, 64)`` scaled to [0, 1] (the raw pixels are 0..16); ``y``: int64
+    ``(N,)``. The split is a seeded shuffle, so it is the same on every machine.
+
+    - ``flatten=False`` returns images ``(N, 1, 8, 8)`` instead of vectors ``(N, 64)``;
+    - ``scale01=False`` keeps the raw pixel values 0..16 (still float32);
+    - ``classes`` keeps only those digits, relabelled ``0..len(classes)-1`` in the order given
+      (``classes=[3, 8]``: a 3 gets label 0, an 8 label 1);
+    - ``pad_to`` zero-pads each 8x8 image at the border to ``(pad_to, pad_to)``, centred
+      (``pad_to=32`` for LeNet-style inputs); flattened, ``x`` is then ``(N, pad_to**2)``.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if pad_to is not None and (not isinstance(pad_to, int) or pad_to < 8):
+        raise ValueError(f"pad_to must be an int >= 8 (the images are 8x8), got {pad_to!r}")
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)
+    scale = 16.0 if scale01 else 1.0
+    x = torch.tensor(bunch.images / scale, dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8)
     y = torch.tensor(bunch.target, dtype=torch.int64)
+    if classes is not None:
+        wanted = [int(c) for c in classes]
+        if not wanted or len(set(wanted)) != len(wanted) or not set(wanted) <= set(range(10)):
+            raise ValueError(f"classes must be distinct digits 0..9, got {list(classes)!r}")
+        keep = torch.isin(y, torch.tensor(wanted))
+        relabel = torch.full((10,), -1, dtype=torch.int64)
+        relabel[torch.tensor(wanted)] = torch.arange(len(wanted))
+        x, y = x[keep], relabel[y[keep]]
+    if pad_to is not None:
+        before = (pad_to - 8) // 2
+        after = pad_to - 8 - before
+        x = torch.nn.functional.pad(x, (before, after, before, after))
+    if flatten:
+        x = x.flatten(1)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(test_fraction * len(x)))
     test, train = order[:n_test], order[n_test:]

@@ -23,7 +23,9 @@ __all__ = [
     "attention_map",
     "computation_graph",
     "curves",
+    "heatmap",
     "image_grid",
+    "plot_linear_map",
     "scatter2d",
     "use_course_style",
 ]
@@ -604,4 +606,129 @@ def plot_train_val_curves(
     if logy:
         ax.set_yscale("log")
     ax.legend()
+
+
+# Matrices (chapter 1.1): heat maps and 2x2 matrices as maps of the plane
+
+
+def heatmap(
+    M: torch.Tensor | np.ndarray,
+    xlabels: Sequence | None = None,
+    ylabels: Sequence | None = None,
+    annotate: bool = False,
+    ax: plt.Axes | None = None,
+    *,
+    cmap: str | None = None,
+    fmt: str = ".2g",
+    title: str | None = None,
+    colorbar: bool = True,
+) -> plt.Axes:
+    """Heat map of a matrix ``M: (rows, cols)``, row 0 at the top (as the matrix is printed).
+
+    A matrix with negative entries (a covariance, a weight matrix) gets the diverging colour
+    map centred on 0, so that the sign reads as a hue; a non-negative one (counts,
+    probabilities) the sequential map from its minimum to its maximum. ``annotate=True``
+    writes each entry with the format ``fmt`` (for small matrices).
+    """
+    m = np.asarray(torch.as_tensor(M).detach().cpu(), dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"M must be a matrix (rows, cols), got shape {m.shape}")
+    for labels, size, name in ((xlabels, m.shape[1], "xlabels"), (ylabels, m.shape[0], "ylabels")):
+        if labels is not None and len(labels) != size:
+            raise ValueError(f"{name} must have {size} entries for M of shape {m.shape}")
+    ax = ax or plt.subplots(figsize=(0.5 + min(6.0, 0.45 * m.shape[1] + 1.2), 3.4))[1]
+    finite = m[np.isfinite(m)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    if cmap is None and low < 0:
+        bound = max(abs(low), abs(high), 1e-12)
+        image = ax.imshow(m, cmap=DIVERGING_CMAP, vmin=-bound, vmax=bound)
+    else:
+        image = ax.imshow(m, cmap=cmap or SEQUENTIAL_CMAP, vmin=low, vmax=max(high, low + 1e-12))
+    ax.grid(False)
+    for axis, size in ((ax.xaxis, m.shape[1]), (ax.yaxis, m.shape[0])):  # integer indices
+        if size <= 12:
+            axis.set_ticks(range(size))
+        else:
+            axis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    if xlabels is not None:
+        ax.set_xticks(range(m.shape[1]), [str(v) for v in xlabels])
+    if ylabels is not None:
+        ax.set_yticks(range(m.shape[0]), [str(v) for v in ylabels])
+    if annotate:
+        for (i, j), value in np.ndenumerate(m):
+            red, green, blue, _ = image.cmap(image.norm(value))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")  # fmt: skip
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def plot_linear_map(
+    A: torch.Tensor | np.ndarray,
+    ax: plt.Axes | None = None,
+    *,
+    grid_lines: int = 5,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw what the 2x2 matrix ``A`` does to the plane, ``x -> A x``.
+
+    Grey: the square grid on [-1, 1]^2, the unit circle and the basis vectors e1, e2. Blue: the
+    image of the grid, with A e1 and A e2 (the columns of A) as arrows. Orange: the image of
+    the unit circle, an ellipse whose axes (vermillion) run along the left singular vectors
+    u_i with half-lengths sigma_i, from the SVD A = U diag(sigma) V^T; the longest half-axis
+    is sigma_max = ||A||_2.
+    """
+    a = torch.as_tensor(A).detach().cpu().double()
+    if a.shape != (2, 2):
+        raise ValueError(f"A must be a 2x2 matrix, got shape {tuple(a.shape)}")
+    if grid_lines < 2:
+        raise ValueError(f"grid_lines must be >= 2, got {grid_lines}")
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    t = torch.linspace(-1, 1, 101, dtype=torch.float64)
+    for c in torch.linspace(-1, 1, grid_lines, dtype=torch.float64):
+        for line in (
+            torch.stack([torch.full_like(t, c), t]),
+            torch.stack([t, torch.full_like(t, c)]),
+        ):
+            ax.plot(*line.numpy(), color="0.8", linewidth=0.8)
+            ax.plot(*(a @ line).numpy(), color=PALETTE["blue"], linewidth=0.8, alpha=0.6)
+    angle = torch.linspace(0, 2 * math.pi, 361, dtype=torch.float64)
+    circle = torch.stack([angle.cos(), angle.sin()])
+    ellipse = a @ circle
+    ax.plot(*circle.numpy(), color="0.5", linestyle="--", linewidth=1.2, label="unit circle")
+    ax.plot(*ellipse.numpy(), color=PALETTE["orange"], linewidth=2, label="its image")
+
+    lim = 1.2 * max(1.0, float(ellipse.abs().max()), float(a.abs().sum(0).max()))
+
+    def arrow(end: torch.Tensor, colour: str, text: str) -> None:
+        ax.annotate("", xy=tuple(end.tolist()), xytext=(0, 0),
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.6})  # fmt: skip
+        norm = float(end.norm())
+        if norm > 1e-9:
+            where = end * (1 + 0.09 * lim / norm)
+            ax.text(*where.tolist(), text, color=colour, fontsize=9, ha="center", va="center")
+
+    u, s, _ = torch.linalg.svd(a)
+    for i in range(2):
+        if s[i] > 1e-9 * max(float(s[0]), 1e-300):
+            half = s[i] * u[:, i]
+            axis = torch.stack([-half, half], dim=1)
+            ax.plot(*axis.numpy(), color=PALETTE["vermillion"], linewidth=1.4)
+            label = (0.55 * half + 0.06 * lim * torch.stack([-u[1, i], u[0, i]])).tolist()
+            ax.text(*label, f"σ{i + 1}={float(s[i]):.2f}", color=PALETTE["vermillion"],
+                    fontsize=8, ha="center", va="center")  # fmt: skip
+    basis = torch.eye(2, dtype=torch.float64)
+    for i, name in enumerate(("e1", "e2")):
+        arrow(basis[:, i], "0.45", name)
+        arrow(a[:, i], PALETTE["blue"], f"A{name}")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title)
     return ax
