@@ -456,6 +456,7 @@ def plot_decision_boundary(
                s=8, linewidths=0)  # fmt: skip
     ax.set_aspect("equal")
     ax.grid(False)
+    return ax
 
 
 # Optimizer paths on 2-D loss surfaces (chapters 2.1-2.3)
@@ -606,6 +607,7 @@ def plot_train_val_curves(
     if logy:
         ax.set_yscale("log")
     ax.legend()
+    return ax
 
 
 # Matrices (chapter 1.1): heat maps and 2x2 matrices as maps of the plane
