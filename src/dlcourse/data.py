@@ -459,3 +459,79 @@ def make_sine_regression(
     eps = torch.randn(int(n), generator=generator, dtype=torch.float64)
     y = torch.sin(2 * torch.pi * x) + noise * eps
     return x.to(dtype), y.to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.7: input standardization and features on very different scales
+
+import math  # noqa: E402
+
+__all__ += ["make_scaled_features", "standardize"]
+
+
+def standardize(
+    X_train: torch.Tensor, *others: torch.Tensor, eps: float = 1e-8, ddof: int = 0
+) -> tuple:
+    """Standardize columns with statistics fitted on ``X_train`` only.
+
+    :math:`\\tilde x_j = (x_j - m_j) / (s_j + \\epsilon)` with ``m = mean(X_train, 0)`` and
+    ``s = std(X_train, 0)`` computed with ``ddof`` (default 0, the population std of
+    scikit-learn's ``StandardScaler``; ``torch.std`` uses ``ddof=1`` by default). ``eps`` keeps
+    constant features finite. ``X_train: (N, D)``, each of ``others: (M, D)`` (validation and
+    test data are transformed with the *training* statistics, never refitted). Returns
+    ``(X_train_std, *others_std, (mean, std))``.
+    """
+    if not torch.is_tensor(X_train) or not X_train.is_floating_point():
+        raise TypeError("X_train must be a floating-point tensor")
+    if X_train.ndim != 2:
+        raise ValueError(f"X_train must be (N, D), got shape {tuple(X_train.shape)}")
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+    if X_train.shape[0] <= ddof:
+        raise ValueError(f"X_train needs more than ddof={ddof} rows, got {X_train.shape[0]}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    for i, other in enumerate(others):
+        if not torch.is_tensor(other) or other.ndim != 2 or other.shape[1] != X_train.shape[1]:
+            shape = tuple(other.shape) if torch.is_tensor(other) else type(other).__name__
+            raise ValueError(f"others[{i}] must be (M, {X_train.shape[1]}), got {shape}")
+    mean = X_train.mean(dim=0)
+    std = X_train.std(dim=0, correction=ddof)
+    transformed = [(x - mean) / (std + eps) for x in (X_train, *others)]
+    return (*transformed, (mean, std))
+
+
+def make_scaled_features(
+    n: int,
+    scales: tuple[tuple[float, float], ...] = ((1, 2), (100, 200)),
+    corr: float = 0.0,
+    seed: int = 0,
+    noise: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regression data whose features live on very different scales.
+
+    Latent :math:`z \\sim \\mathcal N(0, \\Sigma)` with unit variances and correlation ``corr``
+    between consecutive features is mapped to uniforms :math:`u = \\Phi(z)` (a Gaussian copula),
+    then feature ``j`` is :math:`x_j = lo_j + (hi_j - lo_j) u_j`, so it lies in ``scales[j]``.
+    The target is :math:`y = \\sum_j (-1)^j u_j + \\text{noise}\\cdot\\varepsilon`: every feature
+    matters equally once rescaled. Returns ``X: (n, len(scales))`` and ``y: (n,)``, float64.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    if len(scales) < 1 or any(len(s) != 2 or not s[1] > s[0] for s in scales):
+        raise ValueError(f"scales must be (lo, hi) pairs with hi > lo, got {scales!r}")
+    if not -1.0 < corr < 1.0:
+        raise ValueError(f"corr must be in (-1, 1), got {corr}")
+    d = len(scales)
+    generator = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(n, d + 1, generator=generator, dtype=torch.float64)
+    z = eps[:, :d].clone()
+    for j in range(1, d):  # AR(1) chain: corr(z_j, z_{j-1}) = corr, unit variance
+        z[:, j] = corr * z[:, j - 1] + math.sqrt(1 - corr**2) * eps[:, j]
+    u = 0.5 * (1 + torch.erf(z / math.sqrt(2.0)))
+    lo = torch.tensor([s[0] for s in scales], dtype=torch.float64)
+    hi = torch.tensor([s[1] for s in scales], dtype=torch.float64)
+    X = lo + (hi - lo) * u
+    signs = torch.tensor([(-1.0) ** j for j in range(d)], dtype=torch.float64)
+    y = u @ signs + noise * eps[:, d]
+    return X, y

@@ -799,3 +799,179 @@ def is_psd(K: torch.Tensor, tol: float = 1e-8) -> bool:
         return False
     eigenvalues = torch.linalg.eigvalsh((K + K.T) / 2)
     return bool(eigenvalues.min().item() >= -tol * max(1.0, eigenvalues.max().item()))
+
+
+# =============================================================================================
+# Chapter 2.7: normalization layers from scratch (BatchNorm, LayerNorm, RMSNorm)
+# =============================================================================================
+
+__all__ += ["BatchNormScratch", "batch_norm", "layer_norm", "rms_norm"]
+
+
+def batch_norm(
+    x: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch normalization with PyTorch's conventions; returns ``(y, running_mean, running_var)``.
+
+    ``x: (N, C)`` or ``(N, C, H, W)``; ``gamma, beta, running_mean, running_var: (C,)``. The
+    statistics of channel ``c`` are taken over every axis but ``C`` (the batch, and both
+    spatial axes for images). Training mode:
+    :math:`\\hat x = (x-\\mu_B)/\\sqrt{\\sigma_B^2+\\epsilon}`, :math:`y=\\gamma\\hat x+\\beta`
+    with the *biased* batch variance :math:`\\sigma_B^2 = \\frac1m\\sum(x-\\mu_B)^2` over
+    :math:`m` values per channel, and new running estimates
+    :math:`\\hat\\mu \\leftarrow (1-m_{om})\\hat\\mu + m_{om}\\mu_B`,
+    :math:`\\hat\\sigma^2 \\leftarrow (1-m_{om})\\hat\\sigma^2 + m_{om}\\frac{m}{m-1}\\sigma_B^2`
+    (the *unbiased* variance), ``momentum`` :math:`m_{om}` weighting the new statistic. D2L
+    writes the same update as ``0.9 * old + 0.1 * new``: its "momentum" 0.9 is ``1 - momentum``.
+    Evaluation mode normalizes with the running estimates (an affine map) and returns them
+    unchanged. The running statistics are returned as new tensors (no gradient); ``y`` keeps
+    the autograd graph to ``x``, ``gamma`` and ``beta``.
+    """
+    _check_float(x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"x must be (N, C) or (N, C, H, W), got shape {tuple(x.shape)}")
+    channels = x.shape[1]
+    for name, t in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
+        if not torch.is_tensor(t) or t.shape != (channels,):
+            shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
+            raise ValueError(f"{name} must have shape ({channels},) = (C,), got {shape}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    dims = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    if training:
+        count = x.numel() // channels
+        if count < 2:
+            raise ValueError(
+                f"x has one value per channel (shape {tuple(x.shape)}): training-mode batch "
+                "statistics need at least 2 (use a larger batch, or eval mode)"
+            )
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, correction=0)  # biased: what the normalization uses
+        with torch.no_grad():
+            unbiased = var.detach() * count / (count - 1)
+            new_mean = (1 - momentum) * running_mean + momentum * mean.detach()
+            new_var = (1 - momentum) * running_var + momentum * unbiased
+    else:
+        mean, var = running_mean, running_var
+        new_mean, new_var = running_mean, running_var
+    x_hat = (x - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + eps)
+    return gamma.reshape(shape) * x_hat + beta.reshape(shape), new_mean, new_var
+
+
+class BatchNormScratch(nn.Module):
+    """``batch_norm`` as a module, a drop-in for ``nn.BatchNorm1d`` (``num_dims=2``, input
+    ``(N, C)``) or ``nn.BatchNorm2d`` (``num_dims=4``, input ``(N, C, H, W)``).
+
+    Parameters ``weight`` (:math:`\\gamma`, ones) and ``bias`` (:math:`\\beta`, zeros), ``2C``
+    numbers; buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked``, named as in PyTorch so that state dicts load both ways.
+    ``model.train()`` / ``model.eval()`` select batch or running statistics.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_dims: Literal[2, 4] = 2,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ):
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        if num_dims not in (2, 4):
+            raise ValueError(f"num_dims must be 2 (N, C) or 4 (N, C, H, W), got {num_dims!r}")
+        self.num_dims, self.eps, self.momentum = num_dims, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, num_dims={self.num_dims}, eps={self.eps}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.num_dims:
+            raise ValueError(f"x must have {self.num_dims} dims, got shape {tuple(x.shape)}")
+        y, mean, var = batch_norm(
+            x,
+            self.weight,
+            self.bias,
+            self.running_mean,
+            self.running_var,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+        if self.training:
+            self.running_mean.copy_(mean)
+            self.running_var.copy_(var)
+            self.num_batches_tracked += 1
+        return y
+
+
+def _check_affine(t: torch.Tensor | None, name: str, d: int) -> None:
+    if t is not None and (not torch.is_tensor(t) or t.shape != (d,)):
+        shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
+        raise ValueError(f"{name} must be None or have shape ({d},) = (D,), got {shape}")
+
+
+def layer_norm(
+    x: torch.Tensor,
+    gamma: torch.Tensor | None = None,
+    beta: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Layer normalization over the last axis: each sample (or token) on its own.
+
+    ``x: (..., D)``; :math:`\\mu` and the biased :math:`\\sigma^2` are taken over the ``D``
+    features of one row, :math:`y = \\gamma\\odot(x-\\mu)/\\sqrt{\\sigma^2+\\epsilon}+\\beta`
+    with ``gamma, beta: (D,)`` (``None``: 1 and 0). No batch statistics, so training and
+    evaluation agree and a batch of one is fine. Same as ``nn.LayerNorm(D)``.
+    """
+    _check_float(x)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must be (..., D) with D >= 1, got shape {tuple(x.shape)}")
+    _check_affine(gamma, "gamma", x.shape[-1])
+    _check_affine(beta, "beta", x.shape[-1])
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, keepdim=True, correction=0)
+    y = (x - mean) / torch.sqrt(var + eps)
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y
+
+
+def rms_norm(x: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """RMSNorm over the last axis: :math:`y = \\gamma\\odot x/\\sqrt{\\frac1D\\sum_i x_i^2+\\epsilon}`.
+
+    ``x: (..., D)``, ``gamma: (D,)`` or ``None``. No centring and no :math:`\\beta`: a cheaper
+    LayerNorm used by modern language models. Same as ``nn.RMSNorm(D, eps=eps)``.
+    """
+    _check_float(x)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must be (..., D) with D >= 1, got shape {tuple(x.shape)}")
+    _check_affine(gamma, "gamma", x.shape[-1])
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return y if gamma is None else y * gamma

@@ -32,6 +32,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     landscape,
     linear_models,
     mlp,
+    normalization,
     optimizers,
     policy_gradient,
     tensors,
