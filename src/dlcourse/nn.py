@@ -975,3 +975,118 @@ def rms_norm(x: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e
         raise ValueError(f"eps must be >= 0, got {eps}")
     y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
     return y if gamma is None else y * gamma
+
+
+# =============================================================================================
+# Chapter 2.8: residual blocks and residual MLPs (deep-network stability)
+# =============================================================================================
+
+__all__ += ["ResidualBlock", "ResidualMLP"]
+
+
+def _norm_layer(norm: Literal[None, "batch", "layer"], width: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm1d(width)
+    if norm == "layer":
+        return nn.LayerNorm(width)
+    return nn.Identity()
+
+
+class ResidualBlock(nn.Module):
+    """:math:`y = x + F(x)` with a two-layer branch ``F``; ``x: (B, width)`` -> ``(B, width)``.
+
+    - ``preact=True`` (pre-activation, He et al. 2016b): :math:`F(x) = W_2\\,\\phi(N_2(W_1\\,
+      \\phi(N_1(x))))` and :math:`y = x + F(x)`, so :math:`F = 0` gives exactly :math:`y = x`.
+    - ``preact=False`` (the first ResNet): :math:`F(x) = N_2(W_2\\,\\phi(N_1(W_1 x)))` and
+      :math:`y = \\phi(x + F(x))`, so :math:`F = 0` gives :math:`\\phi(x)`, not :math:`x`.
+
+    ``N`` is ``BatchNorm1d``, ``LayerNorm`` or nothing (``norm``). ``zero_init=True`` sets the
+    last Linear's weight and bias to zero, so that the branch outputs 0 at initialization.
+    ``skip=False`` drops the ``x +`` (the matching plain block, for comparisons). The Jacobian
+    is :math:`\\partial y/\\partial x = I + \\partial F/\\partial x` (pre-activation).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        act: type[nn.Module] = nn.ReLU,
+        norm: Literal[None, "batch", "layer"] = None,
+        preact: bool = True,
+        zero_init: bool = False,
+        *,
+        skip: bool = True,
+    ):
+        super().__init__()
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        if norm not in (None, "batch", "layer"):
+            raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+        if not (isinstance(act, type) and issubclass(act, nn.Module)):
+            raise TypeError(f"act must be an nn.Module class such as nn.ReLU, got {act!r}")
+        self.width, self.preact, self.skip = width, bool(preact), bool(skip)
+        self.norm1, self.norm2 = _norm_layer(norm, width), _norm_layer(norm, width)
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+        self.act = act()
+        if zero_init:
+            with torch.no_grad():
+                self.fc2.weight.zero_()
+                self.fc2.bias.zero_()
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch :math:`F(x)`, ``(B, width)``."""
+        if self.preact:
+            return self.fc2(self.act(self.norm2(self.fc1(self.act(self.norm1(x))))))
+        return self.norm2(self.fc2(self.act(self.norm1(self.fc1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.width:
+            raise ValueError(f"x must be (B, {self.width}), got {tuple(x.shape)}")
+        out = self.branch(x)
+        if self.skip:
+            out = x + out
+        return out if self.preact else self.act(out)
+
+
+class ResidualMLP(nn.Module):
+    """``Linear(in_dim, width)``, then ``depth`` ``ResidualBlock`` s, then ``Linear(width,
+    out_dim)``; ``x: (B, in_dim)`` -> ``(B, out_dim)``.
+
+    :math:`x_{l+1} = x_l + F_l(x_l)`, so by the chain rule :math:`\\partial L/\\partial x_l =
+    \\prod_{k=l}^{L-1}(I + J_k)^\\top\\,\\partial L/\\partial x_L`. ``residual=False`` builds
+    the matching plain network (the same layers and initial weights for the same seed, without
+    the skips): :math:`2\\cdot` ``depth`` hidden Linear layers in a chain. ``norm``,
+    ``zero_init`` and ``preact`` are passed to every block. ``model.blocks[i]`` is block ``i``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        depth: int,
+        out_dim: int,
+        act: type[nn.Module] = nn.Tanh,
+        norm: Literal[None, "batch", "layer"] = None,
+        zero_init: bool = False,
+        residual: bool = True,
+        *,
+        preact: bool = True,
+    ):
+        super().__init__()
+        for name, value in (("in_dim", in_dim), ("width", width), ("out_dim", out_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+        self.inp = nn.Linear(in_dim, width)
+        self.blocks = nn.Sequential(
+            *(
+                ResidualBlock(width, act, norm, preact, zero_init, skip=residual)
+                for _ in range(depth)
+            )
+        )
+        self.out = nn.Linear(width, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.inp.in_features:
+            raise ValueError(f"x must be (B, {self.inp.in_features}), got {tuple(x.shape)}")
+        return self.out(self.blocks(self.inp(x)))

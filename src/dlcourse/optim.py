@@ -522,3 +522,39 @@ def reddi_problem(
         step_fn([x], state, lr=lr / math.sqrt(t))
         x.clamp_(-1.0, 1.0)
     return x.item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient clipping by the global norm (chapter 2.8)
+
+__all__ += ["clip_grad_norm_"]
+
+
+def clip_grad_norm_(
+    params: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0
+) -> Tensor:
+    """Rescale all gradients in place so that their joint norm is at most ``max_norm``.
+
+    With :math:`\\lVert g\\rVert` the ``norm_type``-norm of every ``.grad`` concatenated
+    (``dlcourse.train.global_grad_norm``), each gradient becomes :math:`g \\cdot
+    \\min(1, c / (\\lVert g\\rVert + 10^{-6}))`, :math:`c` = ``max_norm``: one common factor, so
+    the direction of the full gradient is kept. Returns the norm *before* clipping (a 0-dim
+    tensor), as ``torch.nn.utils.clip_grad_norm_`` does. Parameters without ``.grad`` are
+    skipped. It bounds explosions only: a vanishing gradient is left as it is.
+    """
+    from .train import global_grad_norm
+
+    if torch.is_tensor(params):
+        params = [params]
+    params = list(params)
+    max_norm = float(max_norm)
+    if not max_norm >= 0.0:
+        raise ValueError(f"max_norm must be >= 0, got {max_norm}")
+    total = global_grad_norm(params, norm_type)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return total
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(factor.to(g.device, g.dtype))
+    return total

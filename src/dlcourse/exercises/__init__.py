@@ -35,6 +35,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     normalization,
     optimizers,
     policy_gradient,
+    stability,
     tensors,
 )
 from .core import *  # noqa: F403  (the public API is core's)
