@@ -558,3 +558,164 @@ def clip_grad_norm_(
     for g in grads:
         g.mul_(factor.to(g.device, g.dtype))
     return total
+
+
+# =============================================================================================
+# Chapter 2.4: learning-rate schedules as stateless functions of the step
+#
+# Each schedule maps a step (or epoch) count ``t`` to a learning rate and keeps no state, so a
+# repeated call gives the same value and any value can be read without replaying the past.
+# ``as_lambda_lr`` turns one into a ``torch.optim.lr_scheduler.LambdaLR``.
+
+__all__ += [
+    "as_lambda_lr",
+    "cosine_lr",
+    "exponential_lr",
+    "factor_lr",
+    "piecewise_constant_lr",
+    "polynomial_lr",
+    "step_decay_lr",
+    "transformer_lr",
+]
+
+
+def _check_step(name: str, t: int, low: int = 0) -> None:
+    if isinstance(t, bool) or not isinstance(t, int) or t < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {t!r}")
+
+
+def piecewise_constant_lr(t: int, boundaries: Sequence[int], values: Sequence[float]) -> float:
+    r"""$\eta_t = v_i$ for $b_{i-1} \le t < b_i$ (with $b_{-1} = 0$, $b_n = \infty$).
+
+    ``boundaries``: ``n`` increasing steps; ``values``: ``n + 1`` rates. The rate changes *at*
+    a boundary, as in ``torch.optim.lr_scheduler.MultiStepLR`` (which uses
+    $v_i = \eta_0\gamma^i$).
+    """
+    _check_step("t", t)
+    boundaries, values = list(boundaries), list(values)
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(
+            f"values must hold len(boundaries) + 1 = {len(boundaries) + 1} rates, got {len(values)}"
+        )
+    if any(b >= c for b, c in zip(boundaries, boundaries[1:], strict=False)):
+        raise ValueError(f"boundaries must be strictly increasing, got {boundaries!r}")
+    return float(values[sum(1 for b in boundaries if t >= b)])
+
+
+def factor_lr(t: int, base_lr: float, factor: float, min_lr: float = 0.0) -> float:
+    r"""$\eta_t = \max(\eta_{\min}, \eta_0\gamma^{t+1})$: the factor schedule, stateless.
+
+    The $t$-th call (from 0) of a stateful scheduler that does ``lr = max(min_lr, lr * factor)``
+    on every call returns exactly this, so the first value is already $\eta_0\gamma$.
+    """
+    _check_step("t", t)
+    _check_nonneg(base_lr=base_lr, min_lr=min_lr)
+    _check_range("factor", factor, 0.0, 1.0, closed_high=True)
+    return max(float(min_lr), base_lr * factor ** (t + 1))
+
+
+def exponential_lr(t: int, eta0: float, k: float) -> float:
+    r"""$\eta_t = \eta_0 e^{-kt}$; ``ExponentialLR(gamma)`` is the case $k = -\ln\gamma$."""
+    _check_step("t", t)
+    _check_nonneg(eta0=eta0, k=k)
+    return eta0 * math.exp(-k * t)
+
+
+def polynomial_lr(t: int, eta0: float, c: float = 1.0, power: float = 0.5) -> float:
+    r"""$\eta_t = \eta_0 (1 + ct)^{-p}$ (``power`` $= p$; $p = 0.5$ is D2L's choice).
+
+    Not ``torch.optim.lr_scheduler.PolynomialLR``, which is $\eta_0(1 - t/T)^p$, reaching 0 at T.
+    """
+    _check_step("t", t)
+    _check_nonneg(eta0=eta0, c=c, power=power)
+    return eta0 * (1.0 + c * t) ** (-power)
+
+
+def cosine_lr(
+    t: int,
+    max_update: int,
+    base_lr: float,
+    final_lr: float = 0.0,
+    warmup_steps: int = 0,
+    warmup_begin_lr: float = 0.0,
+) -> float:
+    r"""Linear warm-up over $W$ steps, then cosine decay from $\eta_0$ to $\eta_T$ at step $T$.
+
+    $\eta_t = \eta_w + (\eta_0 - \eta_w)\,t/W$ for $t < W$;
+    $\eta_t = \eta_T + \tfrac12(\eta_0 - \eta_T)\bigl(1 + \cos\frac{\pi (t - W)}{T - W}\bigr)$
+    for $W \le t \le T$; $\eta_t = \eta_T$ for $t > T$ (``max_update`` $= T$). With $W = 0$
+    this is ``CosineAnnealingLR(T_max=T, eta_min=final_lr)`` for $t \le T$ (torch's keeps
+    oscillating after $T$); with $W > 0$, ``SequentialLR([LinearLR, CosineAnnealingLR])``.
+    """
+    _check_step("t", t)
+    _check_step("warmup_steps", warmup_steps)
+    _check_step("max_update", max_update, low=warmup_steps + 1)
+    _check_nonneg(base_lr=base_lr, final_lr=final_lr, warmup_begin_lr=warmup_begin_lr)
+    if t < warmup_steps:
+        return warmup_begin_lr + (base_lr - warmup_begin_lr) * t / warmup_steps
+    if t > max_update:
+        return float(final_lr)
+    progress = (t - warmup_steps) / (max_update - warmup_steps)
+    return final_lr + (base_lr - final_lr) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def transformer_lr(step: int, d_model: int = 512, warmup_steps: int = 4000) -> float:
+    r"""Vaswani et al. (2017): $\eta(s) = d^{-1/2}\min(s^{-1/2}, s\,W^{-3/2})$ for $s \ge 1$.
+
+    Linear growth up to the peak $(dW)^{-1/2}$ at $s = W$, then decay like $s^{-1/2}$. The
+    step counts from 1: at $s = 0$ the formula is $0^{-1/2}$, undefined, so it raises.
+    """
+    _check_step("step", step, low=1)
+    _check_step("d_model", d_model, low=1)
+    _check_step("warmup_steps", warmup_steps, low=1)
+    return d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
+
+
+def step_decay_lr(
+    it: int,
+    base_lr: float = 0.1,
+    milestones: Sequence[int] = (32_000, 48_000),
+    gamma: float = 0.1,
+    warmup_lr: float | None = None,
+    warmup_iters: int = 0,
+) -> float:
+    r"""$\eta = \eta_0\gamma^{\#\{m \le it\}}$, with an optional constant warm-up rate.
+
+    The ResNet-110 CIFAR-10 recipe (He et al. 2016): 0.1, divided by 10 at iterations 32k and
+    48k, after ``warmup_lr = 0.01`` for the first ``warmup_iters`` (about 400) iterations. After
+    the warm-up it equals ``MultiStepLR(milestones, gamma)``.
+    """
+    _check_step("it", it)
+    _check_step("warmup_iters", warmup_iters)
+    _check_nonneg(base_lr=base_lr)
+    _check_range("gamma", gamma, 0.0, 1.0, closed_high=True)
+    milestones = list(milestones)
+    if any(m1 >= m2 for m1, m2 in zip(milestones, milestones[1:], strict=False)):
+        raise ValueError(f"milestones must be strictly increasing, got {milestones!r}")
+    if warmup_lr is not None:
+        _check_nonneg(warmup_lr=warmup_lr)
+        if it < warmup_iters:
+            return float(warmup_lr)
+    return base_lr * gamma ** sum(1 for m in milestones if it >= m)
+
+
+def as_lambda_lr(
+    optimizer: torch.optim.Optimizer, schedule: Callable[[int], float]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` that sets every group's rate to ``schedule(t)``, ``t`` = ``step()`` calls.
+
+    ``LambdaLR`` multiplies each group's initial rate by the lambda's value, so the lambda here
+    is ``schedule(t) / initial_lr`` (every group must start from a positive rate). The rate is
+    ``schedule(0)`` right after construction.
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer)}")
+    if not callable(schedule):
+        raise TypeError(f"schedule must be a function of the step, got {type(schedule)}")
+    lambdas = []
+    for group in optimizer.param_groups:
+        base = group.get("initial_lr", group["lr"])
+        if not base > 0:
+            raise ValueError(f"optimizer's lr must be > 0 to rescale it, got {base!r}")
+        lambdas.append(lambda t, base=base: schedule(t) / base)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

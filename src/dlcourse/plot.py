@@ -734,3 +734,39 @@ def plot_linear_map(
     if title:
         ax.set_title(title)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules (chapter 2.4)
+
+__all__ += ["plot_schedules"]
+
+
+def plot_schedules(
+    schedules: Mapping[str, Callable[[int], float]],
+    T: int,
+    logy: bool = False,
+    *,
+    ax: plt.Axes | None = None,
+    xlabel: str = "step t",
+) -> plt.Axes:
+    """Draw each named schedule ``t -> learning rate`` for ``t = 0, ..., T - 1`` as a step plot.
+
+    A schedule holds its value for a whole step, so the curves are drawn as steps; ``logy``
+    puts the rate on a log scale (exponential decay becomes a straight line).
+    """
+    if not schedules:
+        raise ValueError("schedules must contain at least one named function")
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    ax = ax or plt.subplots()[1]
+    steps = np.arange(T)
+    for name, schedule in schedules.items():
+        ax.step(steps, [float(schedule(int(t))) for t in steps], where="post", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate")
+    if logy:
+        ax.set_yscale("log")
+    if len(schedules) > 1:
+        ax.legend()
+    return ax

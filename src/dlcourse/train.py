@@ -623,3 +623,48 @@ def samples_needed(h_size: float, eps: float, delta: float) -> int:
     if not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta}")
     return math.ceil(math.log(2.0 * float(h_size) / delta) / (2.0 * eps**2))
+
+
+# =============================================================================================
+# Chapter 2.4: a learning-rate sweep
+
+__all__ += ["lr_sweep"]
+
+
+def lr_sweep(
+    make_model: Callable[[], nn.Module],
+    make_opt: Callable[[Iterable[torch.Tensor], float], torch.optim.Optimizer],
+    lrs: Iterable[float],
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    epochs: int = 3,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> dict[float, float]:
+    """Final validation loss of a short ``fit`` for each learning rate: ``{lr: loss}``.
+
+    For every ``lr`` the same seed gives the same initial model (``make_model()`` after
+    ``torch.manual_seed(seed)``, on whatever device it builds on) and the same batches; the
+    optimizer is ``make_opt(model.parameters(), lr)``. A run whose loss is NaN or infinite
+    (it diverged) scores ``math.inf``, so ``min(result, key=result.get)`` is the best rate.
+    """
+    lrs = [float(lr) for lr in lrs]
+    if not lrs or not all(lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be a non-empty sequence of positive rates, got {lrs!r}")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    for name, pair in (("train", train), ("val", val)):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise ValueError(f"{name} must be a pair (x, y), got {type(pair).__name__}")
+    results = {}
+    for lr in lrs:
+        torch.manual_seed(seed)
+        model = make_model()
+        opt = make_opt(model.parameters(), lr)
+        fit(
+            model, *train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+            generator=torch.Generator().manual_seed(seed), progress=False,
+        )  # fmt: skip
+        loss = evaluate(model, *val)["loss"]
+        results[lr] = loss if math.isfinite(loss) else math.inf
+    return results
