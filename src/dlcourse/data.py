@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import os
 import re
 import urllib.error
@@ -464,7 +465,6 @@ def make_sine_regression(
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.7: input standardization and features on very different scales
 
-import math  # noqa: E402
 
 __all__ += ["make_scaled_features", "standardize"]
 

@@ -15,8 +15,11 @@ Every module has ``forward(x)``, which keeps what its backward pass will need, a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
+from torch import nn
 
 from .losses import cross_entropy, stable_softmax
 
@@ -429,10 +432,6 @@ __all__ += ["INIT_SCHEMES", "activation_stats", "init_module"]
 # explicit feature maps and kernels.
 # =============================================================================================
 
-from collections.abc import Callable, Sequence  # noqa: E402
-from typing import Literal  # noqa: E402
-
-from torch import nn  # noqa: E402
 
 __all__ += [
     "MLP",

@@ -8,7 +8,7 @@ the built website. The helpers below draw the few kinds of figure chapters share
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -362,7 +362,6 @@ __all__ += ["plot_layer_stats"]
 
 # Functions with their derivatives, decision boundaries (chapter 1.4)
 
-from collections.abc import Callable  # noqa: E402
 
 __all__ += ["plot_decision_boundary", "plot_functions"]
 
