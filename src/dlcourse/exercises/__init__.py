@@ -34,6 +34,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     mlp,
     optimizers,
     policy_gradient,
+    regularization,
 )
 from .core import *  # noqa: F403  (the public API is core's)
 
