@@ -535,3 +535,66 @@ def make_scaled_features(
     signs = torch.tensor([(-1.0) ** j for j in range(d)], dtype=torch.float64)
     y = u @ signs + noise * eps[:, d]
     return X, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.6 (regularization): a sparse regression problem and pixel-shift augmentation
+
+__all__ += ["make_sparse_linear", "random_shift"]
+
+
+def make_sparse_linear(
+    n: int, p: int, k: int, noise: float = 0.5, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A linear model with ``k`` non-zero weights among ``p``: ``y = X w + noise * eps``.
+
+    ``X: (n, p)`` standard normal, float64; the true ``w: (p,)`` has its first ``k`` entries
+    drawn as ``sign * U(1, 3)`` and the rest exactly zero; ``eps ~ N(0, 1)``. Returns
+    ``(X, y, w)``; the same ``seed`` gives the same problem.
+    """
+    for name, value in (("n", n), ("p", p)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(k, int) or not 0 <= k <= p:
+        raise ValueError(f"k must be an int in [0, p={p}], got {k!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    generator = torch.Generator().manual_seed(int(seed))
+    X = torch.randn(n, p, generator=generator, dtype=torch.float64)
+    w = torch.zeros(p, dtype=torch.float64)
+    signs = torch.randint(0, 2, (k,), generator=generator).double() * 2 - 1
+    w[:k] = signs * (1 + 2 * torch.rand(k, generator=generator, dtype=torch.float64))
+    y = X @ w + noise * torch.randn(n, generator=generator, dtype=torch.float64)
+    return X, y, w
+
+
+def random_shift(
+    x: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Translate each image by its own random ``(dy, dx)`` in ``[-max_shift, max_shift]``.
+
+    Pixels shifted in from outside are zero (a black border, as on digits). ``x``: ``(N, H, W)``
+    or ``(N, C, H, W)``; same shape and dtype out. A label-preserving augmentation for digits
+    (a horizontal flip is not: it turns some digits into others or into non-digits). The shifts
+    are drawn on the CPU with ``generator``.
+    """
+    if not torch.is_tensor(x) or x.ndim not in (3, 4):
+        raise ValueError(
+            f"x must be an (N, H, W) or (N, C, H, W) tensor, got {getattr(x, 'shape', x)}"
+        )
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
+    if max_shift == 0:
+        return x.clone()
+    squeeze = x.ndim == 3
+    images = x.unsqueeze(1) if squeeze else x
+    N, _, H, W = images.shape
+    m = max_shift
+    padded = torch.nn.functional.pad(images, (m, m, m, m))
+    shifts = torch.randint(-m, m + 1, (2, N), generator=generator).to(x.device)
+    rows = torch.arange(H, device=x.device) + m - shifts[0][:, None]  # (N, H)
+    cols = torch.arange(W, device=x.device) + m - shifts[1][:, None]  # (N, W)
+    n_idx = torch.arange(N, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[n_idx, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+    out = out.permute(0, 3, 1, 2)
+    return out.squeeze(1) if squeeze else out.contiguous()

@@ -367,3 +367,39 @@ def grad_wrt_logits(
     if kind == "ce":
         return r
     return 2 * p * (r - (p * r).sum(dim=1, keepdim=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.6 (regularization): penalties act on weights, not on residuals
+
+__all__ += ["l1_penalty", "l2_penalty"]
+
+
+def _stack_params(params, name: str) -> list[torch.Tensor]:
+    if torch.is_tensor(params):
+        params = [params]
+    params = list(params)
+    if not params:
+        raise ValueError(f"{name} must hold at least one tensor")
+    for i, p in enumerate(params):
+        if not torch.is_tensor(p):
+            raise TypeError(f"{name} must hold tensors, item {i} is {type(p).__name__}")
+    return params
+
+
+def l1_penalty(params) -> torch.Tensor:
+    """:math:`\\lVert w\\rVert_1 = \\sum_i |w_i|` over every entry of every tensor in ``params``.
+
+    ``params``: a tensor or an iterable of tensors (e.g. ``model.parameters()``); returns a
+    0-dim tensor in the graph, so ``loss + lam * l1_penalty(...)`` can be back-propagated.
+    """
+    return sum(p.abs().sum() for p in _stack_params(params, "params"))
+
+
+def l2_penalty(params) -> torch.Tensor:
+    """:math:`\\lVert w\\rVert_2^2 = \\sum_i w_i^2` (squared, no 1/2) over all entries.
+
+    Its gradient is :math:`2w`: with the penalty ``lam * l2_penalty``, SGD's
+    ``weight_decay`` equals ``2 * lam``. Same input and output as ``l1_penalty``.
+    """
+    return sum((p * p).sum() for p in _stack_params(params, "params"))

@@ -1089,3 +1089,34 @@ class ResidualMLP(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.inp.in_features:
             raise ValueError(f"x must be (B, {self.inp.in_features}), got {tuple(x.shape)}")
         return self.out(self.blocks(self.inp(x)))
+
+
+# =============================================================================================
+# Chapter 2.6 (regularization): inverted dropout from scratch
+# =============================================================================================
+
+__all__ += ["inverted_dropout"]
+
+
+def inverted_dropout(
+    x: torch.Tensor,
+    p: float,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Inverted dropout: :math:`h' = 0` with probability ``p``, else :math:`h/(1-p)`.
+
+    So :math:`\\mathbb E[h'] = h` and nothing changes at evaluation: with ``training=False``
+    the input is returned as it is (``torch.nn.functional.dropout`` behaves the same). ``p`` is
+    the *drop* probability; ``p = 1`` gives zeros, ``p = 0`` the input. ``x``: any shape,
+    floating point; the mask is drawn with ``generator`` on ``x``'s device.
+    """
+    _check_float(x, "x")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a drop probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)

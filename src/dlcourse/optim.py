@@ -719,3 +719,161 @@ def as_lambda_lr(
             raise ValueError(f"optimizer's lr must be > 0 to rescale it, got {base!r}")
         lambdas.append(lambda t, base=base: schedule(t) / base)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+# =============================================================================================
+# Chapter 2.6 (regularization): ridge, soft-thresholding, LASSO by ISTA and by sub-gradients,
+# parameter groups for weight decay
+# =============================================================================================
+
+__all__ += [
+    "lasso_ista",
+    "lasso_subgradient",
+    "param_groups",
+    "ridge_closed_form",
+    "soft_threshold",
+]
+
+
+def _check_design(X: Tensor, y: Tensor) -> None:
+    if not (torch.is_tensor(X) and X.is_floating_point() and X.ndim == 2):
+        raise ValueError(f"X must be a floating-point (n, p) tensor, got {getattr(X, 'shape', X)}")
+    if not (torch.is_tensor(y) and y.shape == X.shape[:1]):
+        raise ValueError(f"y must be an (n,) tensor matching X's {X.shape[0]} rows")
+
+
+def soft_threshold(v: Tensor, t: float) -> Tensor:
+    r"""Soft-thresholding $S_t(v) = \mathrm{sign}(v)\max(|v| - t, 0)$, elementwise.
+
+    The proximal operator of $t\lVert\cdot\rVert_1$: entries with $|v| \le t$ become exactly
+    zero, the others move $t$ toward zero. ``v``: any shape; ``t >= 0``.
+    """
+    if not torch.is_tensor(v):
+        raise TypeError(f"v must be a tensor, got {type(v).__name__}")
+    if not t >= 0:
+        raise ValueError(f"t must be >= 0, got {t}")
+    return torch.sign(v) * torch.clamp(v.abs() - t, min=0.0)
+
+
+def ridge_closed_form(
+    X: Tensor, y: Tensor, lam: float, fit_intercept: bool = True
+) -> tuple[Tensor, Tensor]:
+    r"""Ridge regression $\min_{w,b}\lVert y - Xw - b\rVert^2 + \lambda\lVert w\rVert^2$.
+
+    $\hat w = (X_c^\top X_c + \lambda I)^{-1} X_c^\top y_c$ on centred data and
+    $\hat b = \bar y - \bar x^\top\hat w$ (the intercept is not penalized), as scikit-learn's
+    ``Ridge(alpha=lam)``. ``X: (n, p)``, ``y: (n,)`` -> ``(w: (p,), b: 0-dim)``.
+    """
+    _check_design(X, y)
+    if not lam >= 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    y = y.to(X.dtype)
+    if fit_intercept:
+        x_mean, y_mean = X.mean(0), y.mean()
+    else:
+        x_mean, y_mean = torch.zeros_like(X[0]), torch.zeros_like(y[0])
+    Xc, yc = X - x_mean, y - y_mean
+    A = Xc.T @ Xc + lam * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+    w = torch.linalg.solve(A, Xc.T @ yc)
+    return w, y_mean - x_mean @ w
+
+
+def _lasso_lr(X: Tensor, lr: float | None) -> float:
+    if lr is None:  # 1 / L, L the Lipschitz constant of the gradient of (1/2n)||y - Xw||^2
+        return 1.0 / torch.linalg.matrix_norm(X, ord=2).item() ** 2 * X.shape[0]
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    return float(lr)
+
+
+def _check_lasso(X: Tensor, y: Tensor, lam: float, steps: int) -> None:
+    _check_design(X, y)
+    if not lam >= 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+
+
+def lasso_ista(
+    X: Tensor, y: Tensor, lam: float, steps: int = 5000, lr: float | None = None
+) -> Tensor:
+    r"""LASSO $\min_w \frac1{2n}\lVert y - Xw\rVert^2 + \lambda\lVert w\rVert_1$ by ISTA.
+
+    Proximal gradient: $w \leftarrow S_{\eta\lambda}(w - \eta\nabla L(w))$ with
+    $\nabla L = X^\top(Xw - y)/n$ and $\eta = 1/L$ by default ($L = \sigma_{max}(X)^2/n$). The
+    soft-threshold puts coordinates at exactly zero. Same objective as scikit-learn's
+    ``Lasso(alpha=lam, fit_intercept=False)``. ``X: (n, p)``, ``y: (n,)`` -> ``w: (p,)``.
+    """
+    _check_lasso(X, y, lam, steps)
+    eta, n = _lasso_lr(X, lr), X.shape[0]
+    y = y.to(X.dtype)
+    w = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
+    for _ in range(steps):
+        w = soft_threshold(w - eta * (X.T @ (X @ w - y)) / n, eta * lam)
+    return w
+
+
+def lasso_subgradient(
+    X: Tensor, y: Tensor, lam: float, steps: int = 5000, lr: float | None = None
+) -> Tensor:
+    r"""The same LASSO objective as ``lasso_ista`` by plain sub-gradient descent.
+
+    $w \leftarrow w - \eta\,(\nabla L(w) + \lambda\,\mathrm{sign}(w))$. The L1 term pushes by
+    a constant $\eta\lambda$, so a coordinate near zero jumps over it and back: it oscillates in
+    a band of width about $\eta\lambda$ and (almost surely) never lands on exactly zero.
+    """
+    _check_lasso(X, y, lam, steps)
+    eta, n = _lasso_lr(X, lr), X.shape[0]
+    y = y.to(X.dtype)
+    w = torch.zeros(X.shape[1], dtype=X.dtype, device=X.device)
+    for _ in range(steps):
+        w = w - eta * ((X.T @ (X @ w - y)) / n + lam * torch.sign(w))
+    return w
+
+
+_NORM_TYPES = (
+    torch.nn.modules.batchnorm._NormBase,
+    torch.nn.LayerNorm,
+    torch.nn.GroupNorm,
+    torch.nn.LocalResponseNorm,
+)
+
+
+def param_groups(
+    model: torch.nn.Module,
+    weight_decay: float,
+    no_decay: Sequence[str] = ("bias", "norm"),
+) -> list[dict]:
+    """Two optimizer parameter groups: decayed weights and undecayed biases/normalization.
+
+    A parameter goes to the no-decay group when its name (from ``named_parameters``) contains
+    one of the substrings ``no_decay``, or when it belongs to a normalization layer (BatchNorm,
+    LayerNorm, GroupNorm), whatever its name. Returns
+    ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``,
+    ready for ``torch.optim.AdamW(param_groups(model, 0.01), lr=...)``. Frozen parameters
+    (``requires_grad=False``) are left out; each parameter appears once.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if isinstance(no_decay, str):
+        raise TypeError("no_decay must be a sequence of name substrings, not a single str")
+    norm_params = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, _NORM_TYPES)
+        for p in m.parameters(recurse=False)
+    }
+    decay, skip = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in norm_params or any(key in name for key in no_decay):
+            skip.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": float(weight_decay)},
+        {"params": skip, "weight_decay": 0.0},
+    ]

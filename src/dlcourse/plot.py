@@ -769,3 +769,74 @@ def plot_schedules(
     if len(schedules) > 1:
         ax.legend()
     return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.6 (regularization): the geometry of L1 and L2 penalties
+
+__all__ += ["plot_penalty_geometry"]
+
+
+def _l1_penalized_2d(H: np.ndarray, w_star: np.ndarray, lam: float) -> np.ndarray:
+    """argmin 0.5 (w - w*)^T H (w - w*) + lam ||w||_1 by proximal gradient (2 coordinates)."""
+    eta = 1.0 / np.linalg.eigvalsh(H).max()
+    w = w_star.copy()
+    for _ in range(2000):
+        v = w - eta * H @ (w - w_star)
+        w = np.sign(v) * np.maximum(np.abs(v) - eta * lam, 0.0)
+    return w
+
+
+def plot_penalty_geometry(
+    H: torch.Tensor, w_star: torch.Tensor, lam: float, ax: plt.Axes | None = None
+) -> plt.Axes:
+    """Contours of :math:`L(w) = \\frac12 (w-w^*)^\\top H (w-w^*)` with the L1 and L2 balls.
+
+    For the penalty strength ``lam`` the L2 optimum is :math:`(H+\\lambda I)^{-1}Hw^*` and
+    the L1 optimum is found by proximal gradient; each is drawn with the ball (diamond or
+    circle) of the radius that makes it the constrained optimum, and the loss contour that
+    touches that ball. ``H: (2, 2)`` symmetric positive definite, ``w_star: (2,)``.
+    """
+    H = np.asarray(torch.as_tensor(H, dtype=torch.float64))
+    w_star = np.asarray(torch.as_tensor(w_star, dtype=torch.float64))
+    if H.shape != (2, 2) or not np.allclose(H, H.T) or np.linalg.eigvalsh(H).min() <= 0:
+        raise ValueError(f"H must be a (2, 2) symmetric positive definite matrix, got {H}")
+    if w_star.shape != (2,):
+        raise ValueError(f"w_star must have shape (2,), got {w_star.shape}")
+    if not lam >= 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    w_l2 = np.linalg.solve(H + lam * np.eye(2), H @ w_star)
+    w_l1 = _l1_penalized_2d(H, w_star, lam)
+    span = 1.3 * max(np.abs(w_star).max(), 1.0)
+    grid = np.linspace(-span, span, 201)
+    W1, W2 = np.meshgrid(grid, grid)
+    D = np.stack([W1 - w_star[0], W2 - w_star[1]], axis=-1)
+    loss = 0.5 * np.einsum("...i,ij,...j->...", D, H, D)
+    ax.contour(W1, W2, loss, levels=12, colors="0.6", linewidths=0.7, alpha=0.7)
+
+    def loss_at(w):
+        return 0.5 * (w - w_star) @ H @ (w - w_star)
+
+    r1, r2 = np.abs(w_l1).sum(), np.linalg.norm(w_l2)
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(r1 * np.array([1, 0, -1, 0, 1]), r1 * np.array([0, 1, 0, -1, 0]),
+            color=PALETTE["orange"], label=f"L1 ball, r = {r1:.2f}")  # fmt: skip
+    ax.plot(r2 * np.cos(t), r2 * np.sin(t), color=PALETTE["blue"], label=f"L2 ball, r = {r2:.2f}")
+    for w, key in ((w_l1, "orange"), (w_l2, "blue")):
+        if loss_at(w) > 0:
+            ax.contour(W1, W2, loss, levels=[loss_at(w)], colors=PALETTE[key], linestyles="--")
+    ax.plot(*w_star, "k*", markersize=12, label="unpenalized optimum $w^*$")
+    ax.plot(*w_l1, "o", color=PALETTE["orange"], label=f"L1 optimum ({w_l1[0]:.2f}, {w_l1[1]:.2f})")
+    ax.plot(*w_l2, "s", color=PALETTE["blue"], label=f"L2 optimum ({w_l2[0]:.2f}, {w_l2[1]:.2f})")
+    ax.axhline(0, color="k", linewidth=0.5)
+    ax.axvline(0, color="k", linewidth=0.5)
+    ax.set_aspect("equal")
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_xlabel("$w_1$")
+    ax.set_ylabel("$w_2$")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"lambda = {lam:g}")
+    return ax

@@ -668,3 +668,76 @@ def lr_sweep(
         loss = evaluate(model, *val)["loss"]
         results[lr] = loss if math.isfinite(loss) else math.inf
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2.6 (regularization): early stopping as a hook
+
+__all__ += ["EarlyStopping"]
+
+
+class EarlyStopping(Hook):
+    """Stop when a validation quantity has not improved for ``patience`` epochs.
+
+    After each epoch the loop puts the monitored value in ``state[monitor]`` (``"val_loss"``
+    by default; use ``mode="max"`` for an accuracy) and the epoch index in ``state["epoch"]``.
+    An epoch *improves* when the value beats the best so far by more than ``min_delta``. After
+    ``patience`` epochs in a row without improvement the hook sets ``state["stop"] = True`` and,
+    with ``restore_best``, loads the best weights (a copy kept on improvement) back into
+    ``state["model"]``; ``after_run`` restores them too when the run ended without a stop.
+    Attributes: ``best``, ``best_epoch``, ``stop_epoch`` (``None`` until it fires), ``wait``.
+    """
+
+    def __init__(
+        self,
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "min",
+        restore_best: bool = True,
+        monitor: str = "val_loss",
+    ):
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive int, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.patience, self.min_delta, self.mode = patience, float(min_delta), mode
+        self.restore_best, self.monitor = restore_best, monitor
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.stop_epoch: int | None = None
+        self.wait = 0
+        self._best_state: dict | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def _restore(self, state: dict) -> None:
+        model = state.get("model")
+        if self.restore_best and model is not None and self._best_state is not None:
+            model.load_state_dict(self._best_state)
+
+    def after_epoch(self, state: dict) -> None:
+        if self.monitor not in state:
+            raise ValueError(f"state must hold the monitored value {self.monitor!r}")
+        value, epoch = float(state[self.monitor]), state.get("epoch")
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            model = state.get("model")
+            if self.restore_best and model is not None:
+                self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience and self.stop_epoch is None:
+            self.stop_epoch = epoch
+            state["stop"] = True
+            self._restore(state)
+
+    def after_run(self, state: dict) -> None:
+        if self.stop_epoch is None:
+            self._restore(state)

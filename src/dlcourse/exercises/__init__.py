@@ -35,6 +35,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     normalization,
     optimizers,
     policy_gradient,
+    regularization,
     schedules,
     stability,
     tensors,
