@@ -598,3 +598,56 @@ def random_shift(
     out = padded.permute(0, 2, 3, 1)[n_idx, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
     out = out.permute(0, 3, 1, 2)
     return out.squeeze(1) if squeeze else out.contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# Minibatches and a small real regression set (chapter 2.1)
+
+__all__ += ["load_diabetes_std", "minibatches"]
+
+
+def minibatches(
+    *tensors: torch.Tensor,
+    batch_size: int,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    generator: torch.Generator | None = None,
+):
+    """Yield tuples of aligned minibatches ``(t[idx] for t in tensors)`` for one epoch.
+
+    All tensors share their first dimension ``N``. Every call draws a fresh permutation (when
+    ``shuffle``), so calling it once per epoch reshuffles every epoch. There are
+    ``ceil(N / batch_size)`` batches, the last one smaller, or ``floor(N / batch_size)`` with
+    ``drop_last``, exactly like ``torch.utils.data.DataLoader``.
+    """
+    if not tensors:
+        raise ValueError("tensors: give at least one tensor")
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(
+            f"tensors must share their first dimension, got {[len(t) for t in tensors]}"
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        yield tuple(t[idx.to(t.device)] for t in tensors)
+
+
+def load_diabetes_std(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's diabetes regression set (ships with scikit-learn: no download), standardized.
+
+    Returns ``x: (442, 10)`` and ``y: (442,)`` float32, every column of ``x`` and ``y`` itself with
+    mean 0 and standard deviation 1, rows in an order shuffled by ``seed``.
+    """
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    x = torch.as_tensor(bunch.data, dtype=torch.float64)
+    y = torch.as_tensor(bunch.target, dtype=torch.float64)
+    x = (x - x.mean(0)) / x.std(0)
+    y = (y - y.mean()) / y.std()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
+    return x[order].float(), y[order].float()

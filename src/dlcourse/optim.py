@@ -877,3 +877,31 @@ def param_groups(
         {"params": decay, "weight_decay": float(weight_decay)},
         {"params": skip, "weight_decay": 0.0},
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain gradient descent on a known gradient (chapter 2.1)
+
+__all__ += ["gd"]
+
+
+def gd(grad_fn: Callable[[Tensor], Tensor], x0: Tensor, lr: float, steps: int) -> Tensor:
+    r"""Gradient descent $x_{t+1} = x_t - \eta\,\nabla f(x_t)$; return the whole trajectory.
+
+    ``grad_fn`` maps ``(d,)`` to ``(d,)`` (e.g. the gradient from ``make_quadratic``); ``x0``:
+    ``(d,)`` floating tensor, any device. Returns ``(steps + 1, d)`` in ``x0``'s dtype, row 0 being
+    ``x0``. A diverging run simply fills with huge values, infinities or NaN.
+    """
+    if not isinstance(x0, Tensor) or x0.ndim != 1 or not x0.is_floating_point():
+        raise ValueError(f"x0 must be a floating 1-D tensor (d,), got {getattr(x0, 'shape', x0)}")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    path = [x0.detach().clone()]
+    for _ in range(steps):
+        g = grad_fn(path[-1])
+        if g.shape != x0.shape:
+            raise ValueError(f"grad_fn must return shape {tuple(x0.shape)}, got {tuple(g.shape)}")
+        path.append(path[-1] - lr * g)
+    return torch.stack(path)

@@ -741,3 +741,64 @@ class EarlyStopping(Hook):
     def after_run(self, state: dict) -> None:
         if self.stop_epoch is None:
             self._restore(state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Epochs, iterations and minibatch gradient noise (chapter 2.1)
+
+__all__ += ["iterations_per_epoch", "minibatch_grad_variance"]
+
+
+def iterations_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
+    r"""Updates per pass over ``n`` examples: $\lceil n/B\rceil$, or $\lfloor n/B\rfloor$ with
+    ``drop_last`` (the same as ``len(DataLoader(...))``)."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def minibatch_grad_variance(
+    per_sample_grads: torch.Tensor,
+    batch_sizes: Iterable[int],
+    n_draws: int = 2000,
+    replace: bool = False,
+    seed: int = 0,
+) -> dict[int, float]:
+    r"""Total variance $\mathbb E\|\mathbf g_B - \nabla L\|^2$ of the minibatch mean gradient.
+
+    ``per_sample_grads``: ``(N, P)``, one gradient $\nabla\ell_i$ per row; $\nabla L$ is their mean.
+    For each batch size $m$, ``n_draws`` batches are drawn uniformly (with or without
+    replacement) and the squared distances of their means to $\nabla L$ are averaged. Theory:
+    $\sigma^2/m$ with replacement, times $(N-m)/(N-1)$ without, where $\sigma^2$ is the total
+    per-sample variance (divided by $N$).
+    """
+    if not torch.is_tensor(per_sample_grads) or per_sample_grads.ndim != 2:
+        raise ValueError(
+            f"per_sample_grads must be (N, P), got {getattr(per_sample_grads, 'shape', None)}"
+        )
+    n = per_sample_grads.shape[0]
+    sizes = [int(m) for m in batch_sizes]
+    if any(m < 1 or (not replace and m > n) for m in sizes):
+        raise ValueError(f"batch_sizes must be in [1, N={n}] (any size >= 1 with replace), {sizes}")
+    if not isinstance(n_draws, int) or n_draws < 1:
+        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
+    grads = per_sample_grads.double()
+    full = grads.mean(0)
+    generator = torch.Generator().manual_seed(int(seed))
+    sq_err = {m: 0.0 for m in sizes}
+    chunk = max(1, min(n_draws, 2_000_000 // max(n * grads.shape[1], 1)))
+    for start in range(0, n_draws, chunk):
+        draws = min(chunk, n_draws - start)
+        # one fresh random permutation per draw; its first m rows form a batch without replacement
+        perms = None if replace else torch.rand(draws, n, generator=generator).argsort(dim=1)
+        for m in sizes:
+            if replace:
+                idx = torch.randint(n, (draws, m), generator=generator)
+            else:
+                idx = perms[:, :m]
+            means = grads[idx.to(grads.device)].mean(1)  # (draws, P)
+            sq_err[m] += ((means - full) ** 2).sum(1).sum().item()
+    out = {m: total / n_draws for m, total in sq_err.items()}
+    return out

@@ -27,6 +27,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     core,
     diffusion,
     generalization,
+    gradient_descent,
     how_to_use,
     initialization,
     landscape,
