@@ -21,8 +21,17 @@ import torch
 from .losses import log_softmax
 
 __all__ = [
+    "Dual",
     "Value",
+    "classify_critical_point",
+    "empirical_fisher",
+    "graph_text",
+    "hessian",
+    "hvp",
+    "negative_curvature_direction",
+    "newton_step",
     "numerical_grad",
+    "power_iteration",
     "rel_error",
     "two_layer_forward_backward",
 ]
@@ -312,8 +321,6 @@ def two_layer_forward_backward(
 # ---------------------------------------------------------------------------------------------
 # Forward mode, and a look inside torch.autograd's graph (chapter 1.2)
 
-__all__ += ["Dual", "graph_text"]
-
 
 class Dual:
     """A dual number ``value + tangent * eps`` with ``eps**2 = 0``: forward-mode differentiation.
@@ -477,8 +484,6 @@ def graph_text(
 
 # Chapter 1.3: score and Fisher information by autograd
 
-__all__ += ["empirical_fisher"]
-
 
 def empirical_fisher(
     log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -520,15 +525,6 @@ def empirical_fisher(
 # Second-order tools for small problems (``hessian``, ``classify_critical_point``,
 # ``newton_step``, ``negative_curvature_direction``: dense matrices) and for networks
 # (``hvp`` by double backprop and ``power_iteration``: never form the matrix).
-
-__all__ += [
-    "classify_critical_point",
-    "hessian",
-    "hvp",
-    "negative_curvature_direction",
-    "newton_step",
-    "power_iteration",
-]
 
 CriticalPoint = Literal["min", "max", "saddle", "degenerate"]
 

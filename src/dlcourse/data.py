@@ -32,9 +32,19 @@ __all__ = [
     "digits",
     "fashion_mnist",
     "hwc_to_nchw",
+    "load_diabetes_std",
+    "make_scaled_features",
+    "make_sine_regression",
+    "make_sparse_linear",
+    "minibatches",
+    "random_shift",
     "sample_image",
     "shakespeare",
+    "standardize",
+    "synthetic_linear",
+    "three_way_split",
     "toy2d",
+    "two_nn_intrinsic_dimension",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -358,8 +368,6 @@ def sample_image(name: str, gray: bool = False, size: int | None = None) -> torc
 # ---------------------------------------------------------------------------------------------
 # Chapter 1.3: synthetic regression data
 
-__all__ += ["synthetic_linear"]
-
 
 def synthetic_linear(
     w: torch.Tensor, b: float, n: int, noise: float = 0.01, seed: int = 0
@@ -384,8 +392,6 @@ def synthetic_linear(
 
 
 # Intrinsic dimension (chapter 1.4)
-
-__all__ += ["two_nn_intrinsic_dimension"]
 
 
 def two_nn_intrinsic_dimension(X: torch.Tensor) -> float:
@@ -414,8 +420,6 @@ def two_nn_intrinsic_dimension(X: torch.Tensor) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.5 (generalization): index splits and a 1-D regression task
-
-__all__ += ["make_sine_regression", "three_way_split"]
 
 
 def three_way_split(
@@ -464,9 +468,6 @@ def make_sine_regression(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.7: input standardization and features on very different scales
-
-
-__all__ += ["make_scaled_features", "standardize"]
 
 
 def standardize(
@@ -540,8 +541,6 @@ def make_scaled_features(
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.6 (regularization): a sparse regression problem and pixel-shift augmentation
 
-__all__ += ["make_sparse_linear", "random_shift"]
-
 
 def make_sparse_linear(
     n: int, p: int, k: int, noise: float = 0.5, seed: int = 0
@@ -602,8 +601,6 @@ def random_shift(
 
 # ---------------------------------------------------------------------------------------------
 # Minibatches and a small real regression set (chapter 2.1)
-
-__all__ += ["load_diabetes_std", "minibatches"]
 
 
 def minibatches(

@@ -16,7 +16,26 @@ from typing import Literal
 
 import torch
 
-__all__ = ["cross_entropy", "log_softmax", "logsumexp", "stable_softmax"]
+__all__ = [
+    "bce_with_logits",
+    "cross_entropy",
+    "cross_entropy_dist",
+    "entropy",
+    "focal_loss",
+    "gaussian_nll",
+    "grad_wrt_logits",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "l1_penalty",
+    "l2_penalty",
+    "laplace_nll",
+    "log_softmax",
+    "logsumexp",
+    "mae",
+    "mse",
+    "stable_softmax",
+]
 
 
 def _check_floating(z: torch.Tensor, name: str) -> None:
@@ -120,21 +139,6 @@ def cross_entropy(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 1.3: regression losses, binary losses, likelihoods and distribution-level quantities
-
-__all__ += [
-    "bce_with_logits",
-    "cross_entropy_dist",
-    "entropy",
-    "focal_loss",
-    "gaussian_nll",
-    "grad_wrt_logits",
-    "hinge",
-    "huber",
-    "kl_divergence",
-    "laplace_nll",
-    "mae",
-    "mse",
-]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -371,8 +375,6 @@ def grad_wrt_logits(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.6 (regularization): penalties act on weights, not on residuals
-
-__all__ += ["l1_penalty", "l2_penalty"]
 
 
 def _stack_params(params, name: str) -> list[torch.Tensor]:

@@ -24,12 +24,41 @@ from torch import nn
 from .losses import cross_entropy, stable_softmax
 
 __all__ = [
+    "BatchNormScratch",
+    "INIT_SCHEMES",
+    "MLP",
     "ManualLinear",
     "ManualModule",
     "ManualReLU",
     "ManualSequential",
     "ManualSoftmaxCE",
+    "ResidualBlock",
+    "ResidualMLP",
+    "activation_stats",
+    "batch_norm",
+    "count_linear_pieces",
     "dot_product_test",
+    "elu",
+    "gelu",
+    "init_module",
+    "inverted_dropout",
+    "is_psd",
+    "layer_norm",
+    "leaky_relu",
+    "mish",
+    "perceptron_train",
+    "poly2_features",
+    "poly_kernel",
+    "prelu",
+    "rbf_kernel",
+    "relu",
+    "rms_norm",
+    "selu",
+    "sigmoid",
+    "softplus",
+    "swish",
+    "tanh",
+    "tent_map_net",
 ]
 
 
@@ -425,35 +454,10 @@ def activation_stats(
     return stds
 
 
-__all__ += ["INIT_SCHEMES", "activation_stats", "init_module"]
-
-
 # Chapter 1.4: activations from scratch, the book's MLP, perceptron, piecewise-linear networks,
 # explicit feature maps and kernels.
 # =============================================================================================
 
-
-__all__ += [
-    "MLP",
-    "count_linear_pieces",
-    "elu",
-    "gelu",
-    "is_psd",
-    "leaky_relu",
-    "mish",
-    "perceptron_train",
-    "poly2_features",
-    "poly_kernel",
-    "prelu",
-    "rbf_kernel",
-    "relu",
-    "selu",
-    "sigmoid",
-    "softplus",
-    "swish",
-    "tanh",
-    "tent_map_net",
-]
 
 # The constants of Klambauer et al. (2017), to the precision PyTorch uses.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -804,8 +808,6 @@ def is_psd(K: torch.Tensor, tol: float = 1e-8) -> bool:
 # Chapter 2.7: normalization layers from scratch (BatchNorm, LayerNorm, RMSNorm)
 # =============================================================================================
 
-__all__ += ["BatchNormScratch", "batch_norm", "layer_norm", "rms_norm"]
-
 
 def batch_norm(
     x: torch.Tensor,
@@ -980,8 +982,6 @@ def rms_norm(x: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e
 # Chapter 2.8: residual blocks and residual MLPs (deep-network stability)
 # =============================================================================================
 
-__all__ += ["ResidualBlock", "ResidualMLP"]
-
 
 def _norm_layer(norm: Literal[None, "batch", "layer"], width: int) -> nn.Module:
     if norm == "batch":
@@ -1094,8 +1094,6 @@ class ResidualMLP(nn.Module):
 # =============================================================================================
 # Chapter 2.6 (regularization): inverted dropout from scratch
 # =============================================================================================
-
-__all__ += ["inverted_dropout"]
 
 
 def inverted_dropout(

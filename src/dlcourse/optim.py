@@ -24,13 +24,28 @@ __all__ = [
     "adadelta_step_",
     "adagrad_step_",
     "adam_step_",
+    "as_lambda_lr",
+    "clip_grad_norm_",
+    "cosine_lr",
+    "exponential_lr",
+    "factor_lr",
+    "gd",
+    "lasso_ista",
+    "lasso_subgradient",
     "make_quadratic",
+    "param_groups",
+    "piecewise_constant_lr",
+    "polynomial_lr",
     "reddi_problem",
+    "ridge_closed_form",
     "rmsprop_step_",
     "rosenbrock",
     "run_optimizer",
     "sgd_step_",
+    "soft_threshold",
+    "step_decay_lr",
     "train_2d",
+    "transformer_lr",
     "yogi_step_",
 ]
 
@@ -527,8 +542,6 @@ def reddi_problem(
 # ---------------------------------------------------------------------------------------------
 # Gradient clipping by the global norm (chapter 2.8)
 
-__all__ += ["clip_grad_norm_"]
-
 
 def clip_grad_norm_(
     params: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0
@@ -566,17 +579,6 @@ def clip_grad_norm_(
 # Each schedule maps a step (or epoch) count ``t`` to a learning rate and keeps no state, so a
 # repeated call gives the same value and any value can be read without replaying the past.
 # ``as_lambda_lr`` turns one into a ``torch.optim.lr_scheduler.LambdaLR``.
-
-__all__ += [
-    "as_lambda_lr",
-    "cosine_lr",
-    "exponential_lr",
-    "factor_lr",
-    "piecewise_constant_lr",
-    "polynomial_lr",
-    "step_decay_lr",
-    "transformer_lr",
-]
 
 
 def _check_step(name: str, t: int, low: int = 0) -> None:
@@ -726,14 +728,6 @@ def as_lambda_lr(
 # parameter groups for weight decay
 # =============================================================================================
 
-__all__ += [
-    "lasso_ista",
-    "lasso_subgradient",
-    "param_groups",
-    "ridge_closed_form",
-    "soft_threshold",
-]
-
 
 def _check_design(X: Tensor, y: Tensor) -> None:
     if not (torch.is_tensor(X) and X.is_floating_point() and X.ndim == 2):
@@ -881,8 +875,6 @@ def param_groups(
 
 # ---------------------------------------------------------------------------------------------
 # Plain gradient descent on a known gradient (chapter 2.1)
-
-__all__ += ["gd"]
 
 
 def gd(grad_fn: Callable[[Tensor], Tensor], x0: Tensor, lr: float, steps: int) -> Tensor:

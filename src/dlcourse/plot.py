@@ -25,7 +25,16 @@ __all__ = [
     "curves",
     "heatmap",
     "image_grid",
+    "plot_contour_paths",
+    "plot_decision_boundary",
+    "plot_functions",
+    "plot_gradient_field",
+    "plot_layer_stats",
     "plot_linear_map",
+    "plot_penalty_geometry",
+    "plot_schedules",
+    "plot_surface",
+    "plot_train_val_curves",
     "scatter2d",
     "use_course_style",
 ]
@@ -263,8 +272,6 @@ def computation_graph(root, ax: plt.Axes | None = None, precision: int = 2) -> p
 # ---------------------------------------------------------------------------------------------
 # Gradient fields (chapter 1.2)
 
-__all__ += ["plot_gradient_field"]
-
 
 def plot_gradient_field(
     f,
@@ -357,13 +364,7 @@ def plot_layer_stats(
     return ax
 
 
-__all__ += ["plot_layer_stats"]
-
-
 # Functions with their derivatives, decision boundaries (chapter 1.4)
-
-
-__all__ += ["plot_decision_boundary", "plot_functions"]
 
 
 def plot_functions(
@@ -460,8 +461,6 @@ def plot_decision_boundary(
 
 # Optimizer paths on 2-D loss surfaces (chapters 2.1-2.3)
 
-__all__ += ["plot_contour_paths"]
-
 
 def plot_contour_paths(
     f,
@@ -511,8 +510,6 @@ def plot_contour_paths(
 
 
 # Loss surfaces of two parameters (chapter 2.2)
-
-__all__ += ["plot_surface"]
 
 
 def plot_surface(
@@ -568,8 +565,6 @@ def plot_surface(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.5 (generalization): training and validation error against a capacity knob
-
-__all__ += ["plot_train_val_curves"]
 
 
 def plot_train_val_curves(
@@ -738,8 +733,6 @@ def plot_linear_map(
 # ---------------------------------------------------------------------------------------------
 # Learning-rate schedules (chapter 2.4)
 
-__all__ += ["plot_schedules"]
-
 
 def plot_schedules(
     schedules: Mapping[str, Callable[[int], float]],
@@ -773,8 +766,6 @@ def plot_schedules(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.6 (regularization): the geometry of L1 and L2 penalties
-
-__all__ += ["plot_penalty_geometry"]
 
 
 def _l1_penalized_2d(H: np.ndarray, w_star: np.ndarray, lam: float) -> np.ndarray:

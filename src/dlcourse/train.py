@@ -23,13 +23,31 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = [
+    "EarlyStopping",
+    "HOOK_EVENTS",
     "History",
+    "Hook",
+    "Registry",
     "accuracy",
     "benchmark",
+    "bias_variance_decomposition",
+    "build_from_cfg",
+    "call_hooks",
+    "count_params",
+    "count_params_meta",
     "device",
     "env_report",
     "evaluate",
     "fit",
+    "global_grad_norm",
+    "hoeffding_bound",
+    "iterations_per_epoch",
+    "layer_grad_norms",
+    "linear_probe",
+    "lr_sweep",
+    "merge_cfg",
+    "minibatch_grad_variance",
+    "samples_needed",
     "seed_everything",
 ]
 
@@ -212,8 +230,6 @@ def fit(
 
 # ---------------------------------------------------------------------------------------------
 # Gradient monitoring (chapter 1.2; clipping is chapter 2.8)
-
-__all__ += ["global_grad_norm"]
 
 
 def global_grad_norm(params: Iterable[torch.Tensor] | torch.Tensor, p: float = 2.0) -> torch.Tensor:
@@ -452,21 +468,7 @@ def merge_cfg(base: dict, override: dict) -> dict:
     return _merge_dicts(_resolve_base(base), _resolve_base(override))
 
 
-__all__ += [
-    "HOOK_EVENTS",
-    "Hook",
-    "Registry",
-    "build_from_cfg",
-    "call_hooks",
-    "count_params_meta",
-    "layer_grad_norms",
-    "merge_cfg",
-]
-
-
 # Parameter counts and linear probes (chapter 1.4)
-
-__all__ += ["count_params", "linear_probe"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -536,8 +538,6 @@ def linear_probe(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.5 (generalization): bias-variance by simulation, Hoeffding and the union bound
-
-__all__ += ["bias_variance_decomposition", "hoeffding_bound", "samples_needed"]
 
 
 def bias_variance_decomposition(
@@ -628,8 +628,6 @@ def samples_needed(h_size: float, eps: float, delta: float) -> int:
 # =============================================================================================
 # Chapter 2.4: a learning-rate sweep
 
-__all__ += ["lr_sweep"]
-
 
 def lr_sweep(
     make_model: Callable[[], nn.Module],
@@ -672,8 +670,6 @@ def lr_sweep(
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2.6 (regularization): early stopping as a hook
-
-__all__ += ["EarlyStopping"]
 
 
 class EarlyStopping(Hook):
@@ -745,8 +741,6 @@ class EarlyStopping(Hook):
 
 # ---------------------------------------------------------------------------------------------
 # Epochs, iterations and minibatch gradient noise (chapter 2.1)
-
-__all__ += ["iterations_per_epoch", "minibatch_grad_variance"]
 
 
 def iterations_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
