@@ -77,3 +77,19 @@ def test_package_does_not_depend_on_torch_and_the_book_pins_it():
     pins = (ROOT / "requirements.txt").read_text(encoding="utf-8")
     assert re.search(r"^torch==2\.13\.0\s", pins, re.M)
     assert re.search(r"^jupyter-book==1\.", pins, re.M)
+
+
+def test_labels_and_figure_names_are_unique_across_the_book():
+    """Sphinx fails the build on a duplicate label; this names both chapters at once."""
+    seen: dict[str, str] = {}
+    duplicates = []
+    for chapter in CHAPTERS:
+        text = (ROOT / f"{chapter}.md").read_text(encoding="utf-8")
+        names = re.findall(r"^\(([\w-]+)\)=$", text, re.M)
+        names += re.findall(r"^\s+name: (fig-[\w-]+)$", text, re.M)  # mystnb figure names
+        names += re.findall(r"^:label: ([\w-]+)$", text, re.M)
+        for name in names:
+            if name in seen and seen[name] != chapter:
+                duplicates.append((name, seen[name], chapter))
+            seen.setdefault(name, chapter)
+    assert duplicates == []
