@@ -13,7 +13,7 @@ The 2-D test functions (``make_quadratic``, ``rosenbrock``) and the playgrounds
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -94,6 +94,35 @@ def _param_state(state: dict, i: int, p: Tensor, *buffers: str) -> dict[str, Any
     return s
 
 
+def _gradients(params: list[Tensor], weight_decay: float = 0.0) -> Iterator[tuple]:
+    """``(i, p, g)`` for each parameter with a gradient; ``g = p.grad + weight_decay * p`` (L2)."""
+    for i, p in enumerate(params):
+        if p.grad is not None:
+            yield i, p, p.grad if weight_decay == 0.0 else p.grad.add(p, alpha=weight_decay)
+
+
+def _adam_update_(
+    p: Tensor,
+    m: Tensor,
+    v: Tensor,
+    t: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    bias_correction: bool,
+) -> None:
+    r"""$\theta \leftarrow \theta - \eta\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)$, with
+    $\hat m_t = m_t / (1-\beta_1^t)$ and $\hat v_t = v_t / (1-\beta_2^t)$ unless
+    ``bias_correction=False``; the last step of Adam, AMSGrad and Yogi."""
+    if bias_correction:
+        step_size = lr / (1 - betas[0] ** t)
+        denom = (v.sqrt() / math.sqrt(1 - betas[1] ** t)).add_(eps)
+    else:
+        step_size = lr
+        denom = v.sqrt().add_(eps)
+    p.addcdiv_(m, denom, value=-step_size)
+
+
 @torch.no_grad()
 def sgd_step_(
     params: Iterable[Tensor],
@@ -116,12 +145,7 @@ def sgd_step_(
     _check_range("momentum", momentum, 0.0, 1.0, closed_high=False)
     if nesterov and momentum == 0.0:
         raise ValueError("nesterov=True needs momentum > 0")
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        if weight_decay != 0.0:
-            g = g.add(p, alpha=weight_decay)
+    for i, p, g in _gradients(params, weight_decay):
         if momentum != 0.0:
             s = state.setdefault(i, {"step": 0})
             s["step"] += 1
@@ -156,12 +180,7 @@ def adagrad_step_(
     _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
     if mode not in ("sum", "mean"):
         raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        if weight_decay != 0.0:
-            g = g.add(p, alpha=weight_decay)
+    for i, p, g in _gradients(params, weight_decay):
         s = _param_state(state, i, p, "sum")
         s["sum"].addcmul_(g, g)
         acc = s["sum"] if mode == "sum" else s["sum"] / s["step"]
@@ -194,12 +213,7 @@ def rmsprop_step_(
     _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
     _check_range("alpha", alpha, 0.0, 1.0, closed_high=False)
     _check_range("momentum", momentum, 0.0, 1.0, closed_high=False)
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        if weight_decay != 0.0:
-            g = g.add(p, alpha=weight_decay)
+    for i, p, g in _gradients(params, weight_decay):
         s = _param_state(state, i, p, "square_avg", "grad_avg", "momentum_buffer")
         s["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
         second = s["square_avg"]
@@ -234,12 +248,7 @@ def adadelta_step_(
     params = _check_params_state(params, state)
     _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
     _check_range("rho", rho, 0.0, 1.0, closed_high=True)
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        if weight_decay != 0.0:
-            g = g.add(p, alpha=weight_decay)
+    for i, p, g in _gradients(params, weight_decay):
         s = _param_state(state, i, p, "square_avg", "acc_delta")
         s["square_avg"].mul_(rho).addcmul_(g, g, value=1 - rho)
         std = s["square_avg"].add(eps).sqrt_()
@@ -284,31 +293,18 @@ def adam_step_(
     params = _check_params_state(params, state)
     _check_nonneg(lr=lr, eps=eps, weight_decay=weight_decay)
     beta1, beta2 = _check_betas(betas)
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+    buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+    for i, p, g in _gradients(params, 0.0 if decoupled else weight_decay):
         s = _param_state(state, i, p, *buffers)
-        t = s["step"]
-        if weight_decay != 0.0:
-            if decoupled:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                g = g.add(p, alpha=weight_decay)
+        if decoupled and weight_decay != 0.0:
+            p.mul_(1 - lr * weight_decay)
         s["exp_avg"].lerp_(g, 1 - beta1)  # beta1 m + (1 - beta1) g
         s["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
         v = s["exp_avg_sq"]
         if amsgrad:
             torch.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
             v = s["max_exp_avg_sq"]
-        if bias_correction:
-            step_size = lr / (1 - beta1**t)
-            denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
-        else:
-            step_size = lr
-            denom = v.sqrt().add_(eps)
-        p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+        _adam_update_(p, s["exp_avg"], v, s["step"], lr, (beta1, beta2), eps, bias_correction)
 
 
 @torch.no_grad()
@@ -332,22 +328,13 @@ def yogi_step_(
     params = _check_params_state(params, state)
     _check_nonneg(lr=lr, eps=eps)
     beta1, beta2 = _check_betas(betas)
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
+    for i, p, g in _gradients(params):
         s = _param_state(state, i, p, "exp_avg", "exp_avg_sq")
-        t = s["step"]
         s["exp_avg"].lerp_(g, 1 - beta1)
         g2 = g * g
         s["exp_avg_sq"].addcmul_(torch.sign(g2 - s["exp_avg_sq"]), g2, value=1 - beta2)
-        if bias_correction:
-            step_size = lr / (1 - beta1**t)
-            denom = (s["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
-        else:
-            step_size = lr
-            denom = s["exp_avg_sq"].sqrt().add_(eps)
-        p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+        _adam_update_(p, s["exp_avg"], s["exp_avg_sq"], s["step"], lr, (beta1, beta2), eps,
+                      bias_correction)  # fmt: skip
 
 
 class ScratchOptimizer(torch.optim.Optimizer):

@@ -346,21 +346,15 @@ def plot_layer_stats(
 
     if not stats:
         raise ValueError("stats must map at least one model name to per-layer values")
-    ax = ax or plt.subplots()[1]
     for name, values in stats.items():
-        values = np.asarray(values, dtype=float)
-        if values.ndim != 1 or len(values) == 0:
+        if np.ndim(values) != 1 or len(values) == 0:
             raise ValueError(f"stats[{name!r}] must be a non-empty sequence of numbers")
-        ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    depth = max(len(values) for values in stats.values())
+    ax = curves(stats, np.arange(1, depth + 1), ax=ax, xlabel=xlabel, ylabel=ylabel, logy=logy,
+                title=title)  # fmt: skip
+    for line in ax.lines[-len(stats) :]:
+        line.set(marker="o", markersize=3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    if title:
-        ax.set_title(title)
-    if len(stats) > 1:
-        ax.legend()
     return ax
 
 
