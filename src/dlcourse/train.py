@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .data import minibatches
+
 __all__ = [
     "EarlyStopping",
     "HOOK_EVENTS",
@@ -167,12 +169,6 @@ def evaluate(
     return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterable[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
-
-
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -207,8 +203,8 @@ def fit(
     step, running, count = 0, 0.0, 0
     model.train()
     for _ in range(epochs):
-        for idx in _batches(len(x), batch_size, generator):
-            xb, yb = x[idx].to(dev), y[idx].to(dev)
+        for xb, yb in minibatches(x, y, batch_size=batch_size, generator=generator):
+            xb, yb = xb.to(dev), yb.to(dev)
             loss = loss_fn(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -281,7 +277,7 @@ def count_params_meta(builder: Callable[[], nn.Module]) -> int:
         model = builder()
     if not isinstance(model, nn.Module):
         raise TypeError(f"builder must return an nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters())
+    return count_params(model)
 
 
 def layer_grad_norms(model: nn.Module) -> dict[str, float]:
