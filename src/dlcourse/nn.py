@@ -582,6 +582,15 @@ def gelu(x: torch.Tensor, approximate: Literal["none", "tanh"] = "none") -> torc
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
+def _norm_layer(norm: Literal[None, "batch", "layer"], width: int) -> nn.Module:
+    """``BatchNorm1d``, ``LayerNorm`` or ``Identity`` (``norm=None``) for ``width`` features."""
+    if norm == "batch":
+        return nn.BatchNorm1d(width)
+    if norm == "layer":
+        return nn.LayerNorm(width)
+    return nn.Identity()
+
+
 class MLP(nn.Module):
     """The book's standard multilayer perceptron: hidden blocks, then a *linear* output layer.
 
@@ -619,10 +628,8 @@ class MLP(nn.Module):
         width = in_dim
         for h in hidden:
             block: list[nn.Module] = [nn.Linear(width, h)]
-            if norm == "batch":
-                block.append(nn.BatchNorm1d(h))
-            elif norm == "layer":
-                block.append(nn.LayerNorm(h))
+            if norm is not None:
+                block.append(_norm_layer(norm, h))
             block.append(act())
             if dropout > 0:
                 block.append(nn.Dropout(dropout))
@@ -981,14 +988,6 @@ def rms_norm(x: torch.Tensor, gamma: torch.Tensor | None = None, eps: float = 1e
 # =============================================================================================
 # Chapter 2.8: residual blocks and residual MLPs (deep-network stability)
 # =============================================================================================
-
-
-def _norm_layer(norm: Literal[None, "batch", "layer"], width: int) -> nn.Module:
-    if norm == "batch":
-        return nn.BatchNorm1d(width)
-    if norm == "layer":
-        return nn.LayerNorm(width)
-    return nn.Identity()
 
 
 class ResidualBlock(nn.Module):
