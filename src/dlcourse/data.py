@@ -38,6 +38,7 @@ __all__ = [
     "make_sparse_linear",
     "minibatches",
     "random_shift",
+    "resize_center_crop",
     "sample_image",
     "shakespeare",
     "standardize",
@@ -352,17 +353,25 @@ def sample_image(name: str, gray: bool = False, size: int | None = None) -> torc
     if gray and x.shape[1] == 3:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if size is not None:
-        if size < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        h, w = x.shape[-2:]
-        scale = size / min(h, w)
-        new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-        x = torch.nn.functional.interpolate(
-            x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
-        )
-        top, left = (new_h - size) // 2, (new_w - size) // 2
-        x = x[..., top : top + size, left : left + size]
+        x = resize_center_crop(x, size)
     return x[0].clamp(0, 1).contiguous()
+
+
+def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` so the shorter side is ``size`` (bilinear, antialiased), then
+    crop the centre ``size`` x ``size`` square."""
+    if x.ndim != 4:
+        raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    x = torch.nn.functional.interpolate(
+        x.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+    )
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return x[..., top : top + size, left : left + size]
 
 
 # ---------------------------------------------------------------------------------------------
