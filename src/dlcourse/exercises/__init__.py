@@ -31,6 +31,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     how_to_use,
     initialization,
     landscape,
+    language_models,
     linear_models,
     mlp,
     normalization,
