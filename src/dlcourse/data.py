@@ -37,6 +37,7 @@ __all__ = [
     "make_sine_regression",
     "make_sparse_linear",
     "minibatches",
+    "offset_copy_task",
     "random_shift",
     "resize_center_crop",
     "sample_image",
@@ -657,3 +658,28 @@ def load_diabetes_std(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     y = (y - y.mean()) / y.std()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
     return x[order].float(), y[order].float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.2: positional encoding
+
+
+def offset_copy_task(
+    n: int, L: int, k: int = 3, vocab: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic "copy the token ``k`` positions back" sequences: ``(x, y)``, both ``(n, L)`` long.
+
+    ``x[b, t]`` is uniform in ``0..vocab-1``; ``y[b, t] = x[b, t - k]`` for ``t >= k`` and
+    ``-100`` (``F.cross_entropy``'s default ``ignore_index``) for the first ``k`` positions.
+    Solving it needs to know *where* a token is: the content of ``x`` carries no hint.
+    """
+    for name, value in (("n", n), ("L", L), ("k", k), ("vocab", vocab)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if k >= L:
+        raise ValueError(f"k must be smaller than L={L}, got k={k}")
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.randint(vocab, (n, L), generator=generator)
+    y = torch.full_like(x, -100)
+    y[:, k:] = x[:, :-k]
+    return x, y
