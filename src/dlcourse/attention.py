@@ -19,14 +19,24 @@ from torch import nn
 
 __all__ = [
     "AdditiveAttention",
+    "LearnedPositionalEmbedding",
     "MultiHeadAttention",
+    "POSITION_KINDS",
+    "PositionalSelfAttention",
+    "RelativeBias",
+    "alibi_bias",
+    "alibi_slopes",
     "attention_cost",
     "causal_mask",
     "masked_softmax",
     "merge_heads",
     "padding_mask",
+    "relative_position_bucket",
+    "rope",
     "scaled_dot_product_attention",
     "self_attention_column",
+    "sinusoidal_offset_rotation",
+    "sinusoidal_pe",
     "split_heads",
 ]
 
@@ -375,3 +385,331 @@ def attention_cost(
     d_head = d // n_heads
     mixing = n_heads * 2 * n * n * d_head  # Q K^T and A V, per head
     return {"multiply_adds": mixing + 4 * n * d * d, "sequential_steps": 1, "max_path_length": 1}
+
+
+# =============================================================================================
+# Chapter 5.2: positional encoding (sinusoidal, learned, relative bias, RoPE, ALiBi)
+# =============================================================================================
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_even_dim(d: object, name: str) -> int:
+    _check_positive_int(d, name)
+    if d % 2:
+        raise ValueError(f"{name} must be even (features come in (sin, cos) pairs), got {d}")
+    return d
+
+
+def _sinusoid_angles(positions: torch.Tensor, d: int, base: float) -> torch.Tensor:
+    """Angles ``p * theta_i``, ``theta_i = base^(-2i/d)``, ``i = 0..d/2-1``: ``(..., d/2)`` float64.
+
+    The one frequency ladder shared by ``sinusoidal_pe``, ``sinusoidal_offset_rotation`` and
+    ``rope``; computed in float64 so that float64 callers get exact identities.
+    """
+    if not isinstance(base, int | float) or isinstance(base, bool) or base <= 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    i = torch.arange(d // 2, dtype=torch.float64, device=positions.device)
+    theta = float(base) ** (-2.0 * i / d)  # (d/2,) from 1 down to about 1/base
+    return positions.to(torch.float64)[..., None] * theta
+
+
+def sinusoidal_pe(
+    n: int,
+    d: int,
+    base: float = 10000.0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Fixed sinusoidal position table ``PE: (n, d)`` of Vaswani et al. (2017), no parameters.
+
+    ``PE[p, 2i] = sin(p theta_i)``, ``PE[p, 2i+1] = cos(p theta_i)``, ``theta_i = base^(-2i/d)``
+    for positions ``p = 0..n-1`` (``d`` even). Every row has norm ``sqrt(d/2)``, and a shift by
+    ``k`` is a fixed rotation: ``PE[p+k] = PE[p] @ sinusoidal_offset_rotation(k, d)``.
+
+    ``dlcourse.diffusion.timestep_embedding`` uses the same frequencies in the other common
+    layout, ``[cos(t theta_0..), sin(t theta_0..)]`` (cosines first, the two halves
+    concatenated instead of interleaved): its columns are a permutation of these, so both are
+    kept and ``tests/test_positional.py`` checks that relation.
+    """
+    _check_positive_int(n, "n")
+    _check_even_dim(d, "d")
+    angles = _sinusoid_angles(torch.arange(n, device=device), d, base)  # (n, d/2)
+    pe = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (n, d/2, 2): (sin, cos) pairs
+    return pe.reshape(n, d).to(dtype)
+
+
+def sinusoidal_offset_rotation(
+    k: int, d: int, base: float = 10000.0, *, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Block-diagonal rotation ``R_k: (d, d)`` with ``sinusoidal_pe[p + k] = sinusoidal_pe[p] @ R_k``.
+
+    Block ``i`` acts on the row pair ``(sin a, cos a)``, ``a = p theta_i``, as
+    ``[[cos b, -sin b], [sin b, cos b]]`` with ``b = k theta_i``: the angle-addition formulas
+    ``sin(a+b) = sin a cos b + cos a sin b`` and ``cos(a+b) = cos a cos b - sin a sin b``.
+    It depends on ``k`` only, not on ``p``, so ``PE[p] . PE[p+k] = sum_i cos(k theta_i)``.
+    """
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise ValueError(f"k must be an int offset, got {k!r}")
+    _check_even_dim(d, "d")
+    b = _sinusoid_angles(torch.tensor(k), d, base)  # (d/2,)
+    c, s = b.cos(), b.sin()
+    blocks = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (d/2, 2, 2)
+    return torch.block_diag(*blocks).to(dtype)
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """Learned absolute positions (BERT, GPT-2): a table ``(max_len, d)``, ``max_len * d`` params.
+
+    ``forward(positions)``: integer ``positions`` of any shape ``(...)`` -> ``(..., d)``. A table
+    has no row for a position it was never given, so ``positions >= max_len`` raise a
+    ``ValueError`` (a sinusoidal table, in contrast, can be computed at any length).
+    """
+
+    def __init__(self, max_len: int, d: int):
+        super().__init__()
+        _check_positive_int(max_len, "max_len")
+        _check_positive_int(d, "d")
+        self.max_len, self.d = max_len, d
+        self.table = nn.Embedding(max_len, d)
+        nn.init.normal_(self.table.weight, std=0.02)  # the GPT-2 / BERT initialisation
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        if (
+            not torch.is_tensor(positions)
+            or positions.is_floating_point()
+            or positions.is_complex()
+        ):
+            raise TypeError(f"positions must be an integer tensor, got {positions!r:.60}")
+        if positions.numel() and (positions.min() < 0 or positions.max() >= self.max_len):
+            raise ValueError(
+                f"positions must lie in [0, max_len={self.max_len}), got "
+                f"[{positions.min().item()}, {positions.max().item()}]: a learned table has no "
+                "row for a position it never saw in training"
+            )
+        return self.table(positions)
+
+
+def rope(
+    x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0
+) -> torch.Tensor:
+    """Rotary position embedding (Su et al., 2021) of queries or keys ``x: (..., T, D)``.
+
+    Each pair ``(x_2i, x_2i+1)`` is rotated by the angle ``p theta_i``, ``theta_i = base^(-2i/D)``:
+    ``x'_2i = x_2i cos - x_2i+1 sin``, ``x'_2i+1 = x_2i sin + x_2i+1 cos``; as complex numbers,
+    ``z'_i = z_i exp(i p theta_i)``. ``positions``: integer or real, ``(T,)`` or broadcastable to
+    ``x.shape[:-1]``; default ``0..T-1``. Rotations keep norms, and
+    ``<rope(q, m), rope(k, n)> = <q, rope(k, n - m)>`` depends on ``n - m`` only. This is the
+    interleaved-pair layout of the paper; some libraries (e.g. LLaMA's) pair ``x_i`` with
+    ``x_{i+D/2}`` instead, a fixed permutation of the features.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 2:
+        raise ValueError(f"x must be a floating-point tensor (..., T, D), got {x!r:.60}")
+    d = _check_even_dim(x.shape[-1], "x's last dimension D")
+    if positions is None:
+        positions = torch.arange(x.shape[-2], device=x.device)
+    if not torch.is_tensor(positions):
+        raise TypeError(f"positions must be a tensor (T,) or (..., T), got {positions!r:.60}")
+    try:
+        torch.broadcast_shapes(positions.shape, x.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"positions {tuple(positions.shape)} must broadcast to x.shape[:-1] = "
+            f"{tuple(x.shape[:-1])}"
+        ) from None
+    angles = _sinusoid_angles(positions.to(x.device), d, base)  # (..., T, D/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+    return rotated.flatten(-2)
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """ALiBi head slopes (Press et al., 2022): ``(n_heads,)`` float32.
+
+    For ``H`` a power of two, ``m_h = 2^(-8h/H)``, ``h = 1..H`` (``1/2, ..., 1/256`` for
+    ``H = 8``): a geometric sequence starting at and with ratio ``2^(-8/H)``. Otherwise, with
+    ``P`` the largest power of two below ``H``: the ``P`` slopes of ``P`` heads, followed by
+    the first ``H - P`` of every other slope for ``2P`` heads (``m_1, m_3, m_5, ...``).
+    """
+    _check_positive_int(n_heads, "n_heads")
+
+    def power_of_two(h: int) -> torch.Tensor:
+        return 2.0 ** (-8.0 * torch.arange(1, h + 1, dtype=torch.float64) / h)
+
+    p = 2 ** int(math.floor(math.log2(n_heads)))
+    slopes = power_of_two(p)
+    if p < n_heads:
+        slopes = torch.cat([slopes, power_of_two(2 * p)[0::2][: n_heads - p]])
+    return slopes.float()
+
+
+def alibi_bias(
+    n_heads: int, n: int, causal: bool = True, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """ALiBi logit bias ``(H, n, n)``: ``B[h, i, j] = -m_h (i - j)`` for keys ``j <= i``.
+
+    Added to the scaled scores ``q_i . k_j / sqrt(d)`` (e.g. as the float ``mask`` of
+    ``scaled_dot_product_attention``); there is no position embedding at all. ``causal=True``
+    sets the entries ``j > i`` to ``-inf`` (the causal mask folded in); ``causal=False`` gives
+    the symmetric ``-m_h |i - j|`` used by bidirectional variants.
+    """
+    _check_positive_int(n, "n")
+    slopes = alibi_slopes(n_heads).to(device)
+    idx = torch.arange(n, device=device)
+    minus_distance = -(idx[:, None] - idx[None, :]).abs().float()  # -|i - j| (0.0, not -0.0)
+    bias = slopes[:, None, None] * minus_distance
+    if causal:
+        bias = bias.masked_fill(~causal_mask(n, device=device), float("-inf"))
+    return bias
+
+
+def relative_position_bucket(
+    rel: torch.Tensor,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+    bidirectional: bool = True,
+) -> torch.Tensor:
+    """T5's bucket of each relative position ``rel = j - i`` (key minus query), same shape, long.
+
+    Bidirectional: half of the buckets for keys after the query (``rel > 0``, offset by
+    ``num_buckets / 2``), half for keys at or before it. Causal (``bidirectional=False``): all
+    buckets for ``rel <= 0``, every future key shares bucket 0. Within a half of ``nb`` buckets,
+    distances ``|rel| < nb/2`` get their own bucket; larger ones share logarithmically wider
+    buckets up to ``max_distance``, and everything farther lands in the last bucket ``nb - 1``.
+    """
+    if not torch.is_tensor(rel) or rel.is_floating_point() or rel.is_complex():
+        raise TypeError(f"rel must be an integer tensor, got {rel!r:.60}")
+    _check_positive_int(num_buckets, "num_buckets")
+    _check_positive_int(max_distance, "max_distance")
+    rel = rel.long()
+    offset = torch.zeros_like(rel)
+    if bidirectional:
+        if num_buckets < 4:
+            raise ValueError(f"num_buckets must be >= 4 when bidirectional, got {num_buckets}")
+        num_buckets //= 2
+        offset = (rel > 0).long() * num_buckets
+        distance = rel.abs()
+    else:
+        if num_buckets < 2:
+            raise ValueError(f"num_buckets must be >= 2, got {num_buckets}")
+        distance = (-rel).clamp(min=0)
+    max_exact = num_buckets // 2
+    if max_distance <= max_exact:
+        raise ValueError(f"max_distance must exceed {max_exact} exact buckets, got {max_distance}")
+    # log-spaced buckets from max_exact (exact limit) to max_distance (last bucket)
+    far = distance.clamp(min=max_exact).float() / max_exact
+    log_bucket = (
+        max_exact
+        + (torch.log(far) / math.log(max_distance / max_exact) * (num_buckets - max_exact)).long()
+    )
+    log_bucket = log_bucket.clamp(max=num_buckets - 1)
+    return offset + torch.where(distance < max_exact, distance, log_bucket)
+
+
+class RelativeBias(nn.Module):
+    """T5-style learned relative position bias: one scalar per (head, distance bucket).
+
+    ``forward(n_q, n_k=None) -> (n_heads, n_q, n_k)`` with
+    ``B[h, i, j] = b[h, relative_position_bucket(j - i)]``, added to the attention logits
+    (the scaled scores), not to the token embeddings or the model's output. Initialised at 0,
+    so an untrained bias changes nothing.
+    """
+
+    def __init__(
+        self,
+        n_heads: int,
+        num_buckets: int = 32,
+        max_distance: int = 128,
+        bidirectional: bool = True,
+    ):
+        super().__init__()
+        _check_positive_int(n_heads, "n_heads")
+        zero = torch.zeros(1, dtype=torch.long)
+        relative_position_bucket(zero, num_buckets, max_distance, bidirectional)  # validates
+        self.n_heads, self.num_buckets = n_heads, num_buckets
+        self.max_distance, self.bidirectional = max_distance, bidirectional
+        self.bias = nn.Embedding(num_buckets, n_heads)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, n_q: int, n_k: int | None = None) -> torch.Tensor:
+        _check_positive_int(n_q, "n_q")
+        n_k = n_q if n_k is None else _check_positive_int(n_k, "n_k")
+        dev = self.bias.weight.device
+        rel = torch.arange(n_k, device=dev)[None, :] - torch.arange(n_q, device=dev)[:, None]
+        buckets = relative_position_bucket(
+            rel, self.num_buckets, self.max_distance, self.bidirectional
+        )
+        return self.bias(buckets).permute(2, 0, 1)  # (n_q, n_k, H) -> (H, n_q, n_k)
+
+
+POSITION_KINDS = ("none", "sinusoidal", "learned", "rope", "alibi", "relative")
+
+
+class PositionalSelfAttention(nn.Module):
+    """Multi-head self-attention with one of six ways for positions to enter.
+
+    ``position``:
+
+    * ``"none"``: plain ``MultiHeadAttention`` (permutation-equivariant without a mask);
+    * ``"sinusoidal"`` / ``"learned"``: absolute, ``x + PE[:T]`` before the projections;
+    * ``"rope"``: rotate queries and keys of every head by ``rope``;
+    * ``"alibi"``: add ``alibi_bias`` to the logits (causal or symmetric);
+    * ``"relative"``: add a learned T5 ``RelativeBias`` to the logits.
+
+    ``forward(x (B, T, d_model), causal=False) -> (output (B, T, d_model), weights (B, H, T, T))``.
+    The projections are those of a ``MultiHeadAttention`` (``self.mha``).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        position: str = "none",
+        max_len: int = 512,
+        num_buckets: int = 32,
+    ):
+        super().__init__()
+        if position not in POSITION_KINDS:
+            raise ValueError(f"position must be one of {POSITION_KINDS}, got {position!r}")
+        self.mha = MultiHeadAttention(d_model, n_heads)
+        self.position, self.n_heads, self.d_model = position, n_heads, d_model
+        if position == "sinusoidal":
+            _check_even_dim(d_model, "d_model")
+        if position == "rope":
+            _check_even_dim(d_model // n_heads, "d_model / n_heads")
+        self.learned = (
+            LearnedPositionalEmbedding(max_len, d_model) if position == "learned" else None
+        )
+        self.relative = (
+            RelativeBias(
+                n_heads, num_buckets, max_distance=max(max_len, num_buckets), bidirectional=True
+            )
+            if position == "relative"
+            else None
+        )
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        if not torch.is_tensor(x) or x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must be (B, T, d_model={self.d_model}), got {x!r:.60}")
+        t = x.shape[1]
+        if self.position == "sinusoidal":
+            x = x + sinusoidal_pe(t, self.d_model, dtype=x.dtype, device=x.device)
+        elif self.position == "learned":
+            x = x + self.learned(torch.arange(t, device=x.device))
+        m = self.mha
+        q, k, v = (split_heads(p(x), self.n_heads) for p in (m.q_proj, m.k_proj, m.v_proj))
+        bias = None
+        if self.position == "rope":
+            q, k = rope(q), rope(k)
+        elif self.position == "alibi":
+            bias = alibi_bias(self.n_heads, t, causal=causal, device=x.device).to(x.dtype)
+        elif self.position == "relative":
+            bias = self.relative(t).to(x.dtype)
+        heads, weights = scaled_dot_product_attention(q, k, v, mask=bias, causal=causal)
+        return m.out_proj(merge_heads(heads)), weights

@@ -38,6 +38,7 @@ __all__ = [
     "make_sine_regression",
     "make_sparse_linear",
     "minibatches",
+    "offset_copy_task",
     "random_shift",
     "resize_center_crop",
     "sample_image",
@@ -758,3 +759,28 @@ def lagged_features(x: torch.Tensor, tau: int) -> tuple[torch.Tensor, torch.Tens
     if not isinstance(tau, int) or not 1 <= tau < len(x):
         raise ValueError(f"tau must be an int in [1, T={len(x)}), got {tau!r}")
     return x.unfold(0, tau, 1)[:-1].clone(), x[tau:].clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.2: positional encoding
+
+
+def offset_copy_task(
+    n: int, L: int, k: int = 3, vocab: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic "copy the token ``k`` positions back" sequences: ``(x, y)``, both ``(n, L)`` long.
+
+    ``x[b, t]`` is uniform in ``0..vocab-1``; ``y[b, t] = x[b, t - k]`` for ``t >= k`` and
+    ``-100`` (``F.cross_entropy``'s default ``ignore_index``) for the first ``k`` positions.
+    Solving it needs to know *where* a token is: the content of ``x`` carries no hint.
+    """
+    for name, value in (("n", n), ("L", L), ("k", k), ("vocab", vocab)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if k >= L:
+        raise ValueError(f"k must be smaller than L={L}, got k={k}")
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.randint(vocab, (n, L), generator=generator)
+    y = torch.full_like(x, -100)
+    y[:, k:] = x[:, :-k]
+    return x, y
