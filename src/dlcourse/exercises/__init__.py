@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     normalization,
     optimizers,
     policy_gradient,
+    pooling_lenet,
     regularization,
     schedules,
     stability,
