@@ -11,6 +11,7 @@ from dlcourse.conv import (
     pool_output_size,
     receptive_field,
     receptive_field_support,
+    unit_conv_stack,
 )
 from dlcourse.data import permute_pixels
 from dlcourse.exercises import WrongAnswerError, check
@@ -69,21 +70,6 @@ def test_pool2d_rejects_bad_input(kwargs, match):
         pool2d(**kwargs)
 
 
-def _unit_stack(layers, pool=None):
-    mods = []
-    for k, s, d in layers:
-        if pool is not None and k == 2 and s == 2:
-            mods.append(pool(2))
-        else:
-            mods.append(nn.Conv2d(1, 1, k, stride=s, dilation=d, bias=False))
-    net = nn.Sequential(*mods)
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, nn.Conv2d):
-                m.weight.fill_(1.0)
-    return net
-
-
 def test_receptive_field_known_stacks():
     assert receptive_field([]) == 1
     assert receptive_field([(3, 1, 1)] * 2) == 5
@@ -104,17 +90,17 @@ def test_receptive_field_known_stacks():
     ],
 )
 def test_empirical_receptive_field_equals_formula(layers):
-    net = _unit_stack(layers, pool=nn.AvgPool2d)
+    net = unit_conv_stack(layers, pool="avg")
     assert empirical_receptive_field(net, (1, 45, 45)) == receptive_field(layers)
 
 
 def test_max_pool_gradient_support_is_sparse():
     layers = [(3, 1, 1), (3, 2, 1), (3, 1, 1), (2, 2, 1), (3, 1, 1)]
     gen = torch.Generator().manual_seed(0)
-    avg = receptive_field_support(_unit_stack(layers, nn.AvgPool2d), (1, 41, 41), gen)
-    mx = receptive_field_support(_unit_stack(layers, nn.MaxPool2d), (1, 41, 41), gen)
+    avg = receptive_field_support(unit_conv_stack(layers, "avg"), (1, 41, 41), gen)
+    mx = receptive_field_support(unit_conv_stack(layers, "max"), (1, 41, 41), gen)
     assert (avg > 0).sum() == 19 * 19 and (mx > 0).sum() < 19 * 19
-    assert empirical_receptive_field(_unit_stack(layers, nn.MaxPool2d), (1, 41, 41)) <= 19
+    assert empirical_receptive_field(unit_conv_stack(layers, "max"), (1, 41, 41)) <= 19
 
 
 def test_receptive_field_rejects_bad_input():
@@ -194,3 +180,11 @@ def test_exercise_checks_reject_wrong_answers():
         )  # fmt: skip
     with pytest.raises(WrongAnswerError, match="inverse"):
         check("ex-pool-permuted-dense", lambda w, p: w[:, torch.argsort(p)])
+
+
+def test_unit_conv_stack_builds_pools_and_rejects_bad_pool():
+    net = unit_conv_stack([(3, 1, 1), (2, 2, 1)], pool="max", padding=1)
+    assert isinstance(net[1], nn.MaxPool2d) and net[0].padding == (1, 1)
+    assert torch.equal(net[0].weight, torch.ones(1, 1, 3, 3))
+    with pytest.raises(ValueError, match="pool"):
+        unit_conv_stack([(3, 1, 1)], pool="min")

@@ -32,6 +32,7 @@ __all__ = [
     "pool_output_size",
     "receptive_field",
     "receptive_field_support",
+    "unit_conv_stack",
 ]
 
 IntPair = int | tuple[int, int]
@@ -434,3 +435,31 @@ def empirical_receptive_field(
     if len(rows) == 0:
         return 0
     return int(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+
+
+def unit_conv_stack(
+    layers: Sequence[tuple[int, int, int]], pool: str | None = None, padding: int = 0
+) -> torch.nn.Sequential:
+    """Single-channel conv layers with all weights 1 and no bias, one per ``(k, s, d)``.
+
+    A probe for receptive fields: every path from input to output has a positive weight, so the
+    gradient cannot cancel. With ``pool="avg"`` or ``"max"`` every ``(2, 2, 1)`` entry becomes a
+    2x2 pooling layer instead of a conv; ``padding`` is given to every conv.
+    """
+    if pool not in (None, "avg", "max"):
+        raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}")
+    receptive_field(layers)  # validates layers
+    modules: list[torch.nn.Module] = []
+    for k, s, d in layers:
+        if pool is not None and (k, s, d) == (2, 2, 1):
+            modules.append(torch.nn.AvgPool2d(2) if pool == "avg" else torch.nn.MaxPool2d(2))
+        else:
+            modules.append(
+                torch.nn.Conv2d(1, 1, k, stride=s, padding=padding, dilation=d, bias=False)
+            )
+    net = torch.nn.Sequential(*modules)
+    with torch.no_grad():
+        for module in net:
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.fill_(1.0)
+    return net

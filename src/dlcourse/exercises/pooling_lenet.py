@@ -37,15 +37,10 @@ _RF_CASES = [
 
 
 def _empirical(layers: list[tuple[int, int, int]]) -> int:
-    """Unit-weight conv stack (pools as average pools) measured with autograd."""
-    from dlcourse.conv import empirical_receptive_field
+    """Unit-weight conv stack measured with autograd."""
+    from dlcourse.conv import empirical_receptive_field, unit_conv_stack
 
-    net = torch.nn.Sequential(
-        *(torch.nn.Conv2d(1, 1, k, stride=s, dilation=d, bias=False) for k, s, d in layers)
-    )
-    with torch.no_grad():
-        for conv in net:
-            conv.weight.fill_(1.0)
+    net = unit_conv_stack(layers)
     return empirical_receptive_field(net, (1, 48, 48), torch.Generator().manual_seed(0))
 
 
