@@ -13,7 +13,7 @@ Kernels run on whatever device their inputs are on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -26,7 +26,13 @@ __all__ = [
     "conv_params",
     "corr2d",
     "dense_equivalent_params",
+    "empirical_receptive_field",
     "im2col",
+    "pool2d",
+    "pool_output_size",
+    "receptive_field",
+    "receptive_field_support",
+    "unit_conv_stack",
 ]
 
 IntPair = int | tuple[int, int]
@@ -295,3 +301,165 @@ def check_equivariance(
     if lhs.shape != rhs.shape:
         return False
     return bool(torch.allclose(lhs, rhs, rtol=1e-5, atol=atol))
+
+
+# =============================================================================================
+# Chapter 3.2: pooling and receptive fields
+# =============================================================================================
+
+
+def pool_output_size(n: int, k: int, stride: int | None = None, padding: int = 0) -> int:
+    """Output length of a pooling window along one axis: ``floor((n + 2p - k) / s) + 1``.
+
+    The stride defaults to the window size ``k`` (a convolution's default stride is 1), so
+    ``nn.MaxPool2d(2)`` halves the size. The floor drops a last window that would stick out.
+    """
+    k = _positive_int(k, "k")
+    stride = k if stride is None else _positive_int(stride, "stride")
+    return conv_output_size(n, k, stride, padding)
+
+
+def pool2d(
+    x: torch.Tensor,
+    k: int,
+    stride: int | None = None,
+    padding: int = 0,
+    mode: str = "max",
+) -> torch.Tensor:
+    """Max or average pooling of every channel on its own, like ``F.max_pool2d``/``F.avg_pool2d``.
+
+    ``x: (N, C, H, W)`` or ``(C, H, W)`` -> ``(N, C, H', W')`` with
+    ``H' = floor((H + 2p - k) / s) + 1`` and ``s = k`` by default.
+
+    - ``mode="max"``: ``y[i, j] = max_{(m, n) in R_ij} x[s i + m - p, s j + n - p]``; the padding
+      is ``-inf`` so it never wins.
+    - ``mode="avg"``: ``y[i, j] = (1 / k^2) sum_{(m, n) in R_ij} x[...]``; the padding is zero
+      and counts in the ``k^2`` (PyTorch's ``count_include_pad=True``).
+
+    No parameters, and the channel count is unchanged. As in PyTorch, ``padding`` may be at most
+    ``k // 2``. All windows are gathered at once (``im2col``) and reduced; autograd gives the
+    backward pass: the max routes each output's gradient to one input, the mean spreads it.
+    """
+    if not torch.is_tensor(x) or x.ndim not in (3, 4) or not x.is_floating_point():
+        raise ValueError(
+            f"x must be a floating-point (N, C, H, W) or (C, H, W) tensor, got "
+            f"{getattr(x, 'shape', type(x).__name__)}"
+        )
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    k = _positive_int(k, "k")
+    stride = k if stride is None else _positive_int(stride, "stride")
+    padding = _positive_int(padding, "padding", minimum=0)
+    if padding > k // 2:
+        raise ValueError(f"padding must be at most k // 2 = {k // 2}, got {padding}")
+    squeeze = x.ndim == 3
+    x4 = x.unsqueeze(0) if squeeze else x
+    n, c, h, w = x4.shape
+    out_h, out_w = pool_output_size(h, k, stride, padding), pool_output_size(w, k, stride, padding)
+    fill = float("-inf") if mode == "max" else 0.0
+    xp = torch.nn.functional.pad(x4, (padding,) * 4, value=fill)
+    windows = im2col(xp.reshape(n * c, 1, *xp.shape[-2:]), k, stride)  # (N C, k k, H' W')
+    y = windows.amax(dim=1) if mode == "max" else windows.mean(dim=1)
+    y = y.reshape(n, c, out_h, out_w)
+    return y[0] if squeeze else y
+
+
+def receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
+    """Receptive field of a stack of conv/pool layers given as ``(k, s, d)`` per layer.
+
+    ``r_0 = 1``, ``r_l = r_{l-1} + (k_l - 1) d_l S_{l-1}`` with ``S_{l-1} = prod_{j < l} s_j``,
+    the product of the strides *before* layer ``l`` (the spacing, in input pixels, of that
+    layer's input grid). Padding does not change it.
+    """
+    if (
+        isinstance(layers, tuple | list)
+        and len(layers) == 3
+        and all(isinstance(v, int) for v in layers)
+    ):
+        raise TypeError("layers must be a list of (k, s, d) tuples, e.g. [(3, 1, 1)]")
+    r, jump = 1, 1
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, tuple | list) or len(layer) != 3:
+            raise ValueError(f"layers[{i}] must be a (k, s, d) tuple, got {layer!r}")
+        k, s, d = (_positive_int(v, f"layers[{i}]") for v in layer)
+        r += (k - 1) * d * jump
+        jump *= s
+    return r
+
+
+def receptive_field_support(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    in_shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``|d y_centre / d x|`` summed over input channels: the input pixels the centre output uses.
+
+    ``in_shape = (C, H, W)``; returns ``(H, W)``. With a random input ``x: (1, C, H, W)`` (drawn
+    with ``generator``), ``y_centre = y[0, :, H'//2, W'//2].sum()`` for ``y = net(x)``. For a
+    linear net without cancellations the map is non-zero exactly on the receptive field of the
+    centre pixel; a max-pool passes the gradient to one input per window only.
+    """
+    if not callable(net):
+        raise TypeError(f"net must be callable (an nn.Module), got {type(net).__name__}")
+    if (
+        not isinstance(in_shape, tuple | list)
+        or len(in_shape) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in in_shape)
+    ):
+        raise ValueError(f"in_shape must be (C, H, W) with positive ints, got {in_shape!r}")
+    params = list(net.parameters()) if isinstance(net, torch.nn.Module) else []
+    ref = params[0] if params else torch.empty(0)
+    x = torch.randn(1, *in_shape, generator=generator, dtype=ref.dtype).to(ref.device)
+    x.requires_grad_(True)
+    y = net(x)
+    if not torch.is_tensor(y) or y.ndim != 4:
+        raise ValueError("net must map (1, C, H, W) to a 4-D feature map (1, C', H', W')")
+    (grad,) = torch.autograd.grad(y[0, :, y.shape[2] // 2, y.shape[3] // 2].sum(), x)
+    return grad[0].abs().sum(dim=0).detach()
+
+
+def empirical_receptive_field(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    in_shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+) -> int:
+    """Receptive field measured by autograd: the larger side of the bounding box of the non-zero
+    ``receptive_field_support(net, in_shape)``; 0 when the gradient is zero everywhere.
+
+    ``in_shape = (C, H, W)`` must be large enough that the support does not touch the border.
+    A max-pool routes the gradient to one input per window, so the measured support can be
+    smaller than the true receptive field.
+    """
+    support = receptive_field_support(net, in_shape, generator) > 0  # (H, W)
+    rows, cols = support.any(dim=1).nonzero(), support.any(dim=0).nonzero()
+    if len(rows) == 0:
+        return 0
+    return int(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+
+
+def unit_conv_stack(
+    layers: Sequence[tuple[int, int, int]], pool: str | None = None, padding: int = 0
+) -> torch.nn.Sequential:
+    """Single-channel conv layers with all weights 1 and no bias, one per ``(k, s, d)``.
+
+    A probe for receptive fields: every path from input to output has a positive weight, so the
+    gradient cannot cancel. With ``pool="avg"`` or ``"max"`` every ``(2, 2, 1)`` entry becomes a
+    2x2 pooling layer instead of a conv; ``padding`` is given to every conv.
+    """
+    if pool not in (None, "avg", "max"):
+        raise ValueError(f"pool must be None, 'avg' or 'max', got {pool!r}")
+    receptive_field(layers)  # validates layers
+    modules: list[torch.nn.Module] = []
+    for k, s, d in layers:
+        if pool is not None and (k, s, d) == (2, 2, 1):
+            modules.append(torch.nn.AvgPool2d(2) if pool == "avg" else torch.nn.MaxPool2d(2))
+        else:
+            modules.append(
+                torch.nn.Conv2d(1, 1, k, stride=s, padding=padding, dilation=d, bias=False)
+            )
+    net = torch.nn.Sequential(*modules)
+    with torch.no_grad():
+        for module in net:
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.fill_(1.0)
+    return net

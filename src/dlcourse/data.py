@@ -39,6 +39,7 @@ __all__ = [
     "make_sparse_linear",
     "minibatches",
     "offset_copy_task",
+    "permute_pixels",
     "random_shift",
     "resize_center_crop",
     "sample_image",
@@ -784,3 +785,27 @@ def offset_copy_task(
     y = torch.full_like(x, -100)
     y[:, k:] = x[:, :-k]
     return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.2: one fixed pixel permutation
+
+
+def permute_pixels(X: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ONE random pixel permutation, drawn from ``seed``, to every image of ``X``.
+
+    ``X: (N, ...)``, e.g. ``(N, 64)`` or ``(N, C, H, W)``; the trailing dimensions are
+    flattened, permuted by ``perm`` and reshaped back (for images with channels the same
+    ``perm`` of the ``C H W`` values). Returns ``(X_perm, perm)`` with
+    ``X_perm.flatten(1) == X.flatten(1)[:, perm]``. One permutation for all images keeps the
+    information (it is invertible); a new shuffle per image would destroy it.
+    """
+    if not torch.is_tensor(X) or X.ndim < 2:
+        raise ValueError(
+            f"X must be a tensor (N, ...) with at least 2 dims, got {getattr(X, 'shape', X)}"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    flat = X.flatten(1)
+    perm = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(seed))
+    return flat[:, perm.to(X.device)].reshape(X.shape), perm

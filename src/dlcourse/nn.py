@@ -26,6 +26,7 @@ from .losses import cross_entropy, stable_softmax
 __all__ = [
     "BatchNormScratch",
     "INIT_SCHEMES",
+    "LeNet5",
     "MLP",
     "ManualLinear",
     "ManualModule",
@@ -34,6 +35,7 @@ __all__ = [
     "ManualSoftmaxCE",
     "ResidualBlock",
     "ResidualMLP",
+    "SimpleCNN",
     "activation_stats",
     "batch_norm",
     "count_linear_pieces",
@@ -1117,3 +1119,115 @@ def inverted_dropout(
         return torch.zeros_like(x)
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
     return x * keep.to(x.dtype) / (1.0 - p)
+
+
+# =============================================================================================
+# Chapter 3.2: LeNet-5 and a small configurable CNN
+# =============================================================================================
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with a dense C3 layer (every C3 map sees all six S2 maps).
+
+    ``x: (N, 1, in_size, in_size)`` -> logits ``(N, n_classes)``. Spatial sizes for
+    ``in_size=32``: C1 conv(6, 5x5) 32 -> 28, S2 pool 28 -> 14, C3 conv(16, 5x5) 14 -> 10,
+    S4 pool 10 -> 5, C5 conv(fc[0], 5x5) 5 -> 1, then ``flatten(1)``, F6 dense ``fc[1]``, output
+    dense ``n_classes``. With ``fc=(120, 84)`` it has 61,706 parameters. ``in_size=28`` pads C1
+    by 2 instead of padding the images (the same sizes from C1 on).
+
+    The 1998 network differs: a scaled tanh, trainable average subsampling, a sparse C3 table
+    and RBF output units. ``act=nn.Sigmoid, pool="avg"`` is the usual teaching simplification;
+    ``act=nn.ReLU, pool="max", norm=True`` (BatchNorm after C1, C3, C5 and F6) is a modern one.
+    """
+
+    def __init__(
+        self,
+        act: Callable[[], nn.Module] = nn.Sigmoid,
+        fc: tuple[int, int] = (120, 84),
+        in_size: int = 32,
+        n_classes: int = 10,
+        pool: Literal["avg", "max"] = "avg",
+        norm: bool = False,
+    ):
+        super().__init__()
+        if in_size not in (28, 32):
+            raise ValueError(
+                f"in_size must be 28 or 32 (LeNet-5 reads 32x32 inputs), got {in_size}"
+            )
+        if len(fc) != 2 or not all(isinstance(v, int) and v > 0 for v in fc):
+            raise ValueError(f"fc must be two positive ints (C5 channels, F6 units), got {fc!r}")
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        pooling = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
+
+        def bn2d(c: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(c)] if norm else []
+
+        c5, f6 = fc
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2 if in_size == 28 else 0), *bn2d(6), act(),  # C1
+            pooling(2),  # S2
+            nn.Conv2d(6, 16, 5), *bn2d(16), act(),  # C3, dense connection table
+            pooling(2),  # S4
+            nn.Conv2d(16, c5, 5), *bn2d(c5), act(),  # C5: 5x5 -> 1x1
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (N, C5, 1, 1) -> (N, C5): flatten(1), never view(-1, ...)
+            nn.Linear(c5, f6), *([nn.BatchNorm1d(f6)] if norm else []), act(),  # F6
+            nn.Linear(f6, n_classes),
+        )  # fmt: skip
+        self.in_size = in_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, self.in_size, self.in_size):
+            raise ValueError(
+                f"x must have shape (N, 1, {self.in_size}, {self.in_size}), got {tuple(x.shape)}"
+            )
+        return self.classifier(self.features(x))
+
+    def shape_trace(self) -> list[int]:
+        """Spatial size of the input and after every conv and pool layer: ``[32, 28, 14, ...]``."""
+        x = torch.zeros(1, 1, self.in_size, self.in_size, device=self.features[0].weight.device)
+        sizes = [self.in_size]
+        with torch.no_grad():
+            for layer in self.features:
+                x = layer(x) if not isinstance(layer, nn.BatchNorm2d) else x
+                if isinstance(layer, nn.Conv2d | nn.AvgPool2d | nn.MaxPool2d):
+                    sizes.append(x.shape[-1])
+        return sizes
+
+
+class SimpleCNN(nn.Module):
+    """Two conv(3x3, padding 1) + ReLU + 2x2 max-pool blocks, ``flatten(1)`` and a linear head.
+
+    ``x: (N, in_ch, img, img)`` -> logits ``(N, n_classes)``; the feature map before the head
+    is ``(N, channels[1], img // 4, img // 4)``. ``features`` and ``head`` are separate so that
+    the flatten step can be inspected.
+    """
+
+    def __init__(
+        self,
+        in_ch: int = 1,
+        n_classes: int = 10,
+        channels: tuple[int, int] = (16, 32),
+        img: int = 8,
+    ):
+        super().__init__()
+        for name, value in (("in_ch", in_ch), ("n_classes", n_classes), ("img", img)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if img < 4:
+            raise ValueError(f"img must be >= 4 (two 2x2 pools), got {img}")
+        if len(channels) != 2 or not all(isinstance(c, int) and c > 0 for c in channels):
+            raise ValueError(f"channels must be two positive ints, got {channels!r}")
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_ch, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        self.head = nn.Linear(c2 * (img // 4) ** 2, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.features(x), 1))

@@ -37,6 +37,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     normalization,
     optimizers,
     policy_gradient,
+    pooling_lenet,
     positional_encoding,
     regularization,
     schedules,
