@@ -35,6 +35,7 @@ __all__ = [
     "bias_variance_decomposition",
     "build_from_cfg",
     "call_hooks",
+    "count_modules",
     "count_params",
     "count_params_meta",
     "device",
@@ -792,3 +793,22 @@ def minibatch_grad_variance(
             sq_err[m] += ((means - full) ** 2).sum(1).sum().item()
     out = {m: total / n_draws for m, total in sq_err.items()}
     return out
+
+
+# =============================================================================================
+# Chapter 3.3: counting modules of a type (e.g. the Conv2d layers of a ResNet)
+# =============================================================================================
+
+
+def count_modules(model: nn.Module, cls: type | tuple[type, ...]) -> int:
+    """Number of submodules of ``model`` (itself included) that are instances of ``cls``.
+
+    ``count_modules(resnet50, nn.Conv2d)`` counts every convolution, the projection shortcuts
+    included. Works on ``meta``-device models, since it only walks ``model.modules()``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    classes = cls if isinstance(cls, tuple) else (cls,)
+    if not classes or not all(isinstance(c, type) for c in classes):
+        raise TypeError(f"cls must be a class or a tuple of classes, got {cls!r}")
+    return sum(isinstance(m, classes) for m in model.modules())

@@ -33,6 +33,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     landscape,
     linear_models,
     mlp,
+    modern_cnns,
     normalization,
     optimizers,
     policy_gradient,
