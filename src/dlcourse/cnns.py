@@ -145,10 +145,12 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a skip connection (ResNet-18/34).
 
     - post-activation (``preact=False``, He et al. 2015):
-      :math:`y = \\mathrm{ReLU}(\\mathrm{BN}_2(W_2\\,\\mathrm{ReLU}(\\mathrm{BN}_1(W_1 x))) + s(x))`,
+      :math:`y = \\mathrm{ReLU}(\\mathrm{BN}_2(W_2\\,\\mathrm{ReLU}(\\mathrm{BN}_1(W_1 x)))
+      + s(x))`,
       so a zero branch gives :math:`\\mathrm{ReLU}(x)`;
     - pre-activation (``preact=True``, He et al. 2016):
-      :math:`y = W_2\\,\\mathrm{ReLU}(\\mathrm{BN}_2(W_1\\,\\mathrm{ReLU}(\\mathrm{BN}_1 x))) + s(x)`,
+      :math:`y = W_2\\,\\mathrm{ReLU}(\\mathrm{BN}_2(W_1\\,\\mathrm{ReLU}(\\mathrm{BN}_1 x)))
+      + s(x)`,
       so a zero branch gives exactly :math:`x`.
 
     ``s`` is the identity, or a projection (1x1 conv + BN) when ``stride != 1`` or
