@@ -27,6 +27,7 @@ __all__ = [
     "corr2d",
     "dense_equivalent_params",
     "empirical_receptive_field",
+    "global_pool",
     "im2col",
     "pool2d",
     "pool_output_size",
@@ -463,3 +464,41 @@ def unit_conv_stack(
             if isinstance(module, torch.nn.Conv2d):
                 module.weight.fill_(1.0)
     return net
+
+
+# =============================================================================================
+# Chapter 3.3: global pooling (GAP / GMP) over spatial or time axes, with an optional mask
+# =============================================================================================
+
+
+def global_pool(
+    x: torch.Tensor, mode: str = "avg", mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Pool every axis after the channel axis away: ``x: (N, C, *S) -> (N, C)``.
+
+    - ``mode="avg"`` (GAP): :math:`\\frac{1}{|S|}\\sum_{s \\in S} x_{n,c,s}`, a mean, not a sum;
+    - ``mode="max"`` (GMP): :math:`\\max_{s \\in S} x_{n,c,s}`.
+
+    ``S`` is ``(H, W)`` for images or ``(T,)`` for sequences. With ``mask: (N, *S)`` (bool,
+    ``True`` = a real position) only real positions count, so a zero-padded batch pools each
+    item exactly as it would be pooled alone; every item needs at least one real position.
+    """
+    if not torch.is_tensor(x) or x.ndim < 3:
+        raise ValueError(f"x must be a tensor (N, C, *spatial) with ndim >= 3, got {x!r:.60}")
+    if mode not in ("avg", "max"):
+        raise ValueError(f"mode must be 'avg' or 'max', got {mode!r}")
+    dims = tuple(range(2, x.ndim))
+    if mask is None:
+        return x.mean(dim=dims) if mode == "avg" else x.amax(dim=dims)
+    if mask.dtype != torch.bool or mask.shape != (x.shape[0], *x.shape[2:]):
+        raise ValueError(
+            f"mask must be a bool tensor of shape {(x.shape[0], *x.shape[2:])}, "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
+    keep = mask.unsqueeze(1)
+    if not keep.flatten(1).any(dim=1).all():
+        raise ValueError("mask must keep at least one position of every item")
+    if mode == "avg":
+        total = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dims)
+        return total / keep.sum(dims).to(x.dtype)
+    return x.masked_fill(~keep, float("-inf")).amax(dim=dims)

@@ -35,6 +35,7 @@ __all__ = [
     "bias_variance_decomposition",
     "build_from_cfg",
     "call_hooks",
+    "count_modules",
     "count_params",
     "count_params_meta",
     "device",
@@ -863,3 +864,23 @@ def k_step_forecast(model: nn.Module, x: torch.Tensor, tau: int, k: int) -> torc
         window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
     model.train(was_training)
     return torch.stack(preds, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# =============================================================================================
+# Chapter 3.3: counting modules of a type (e.g. the Conv2d layers of a ResNet)
+# =============================================================================================
+
+
+def count_modules(model: nn.Module, cls: type | tuple[type, ...]) -> int:
+    """Number of submodules of ``model`` (itself included) that are instances of ``cls``.
+
+    ``count_modules(resnet50, nn.Conv2d)`` counts every convolution, the projection shortcuts
+    included. Works on ``meta``-device models, since it only walks ``model.modules()``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    classes = cls if isinstance(cls, tuple) else (cls,)
+    if not classes or not all(isinstance(c, type) for c in classes):
+        raise TypeError(f"cls must be a class or a tuple of classes, got {cls!r}")
+    return sum(isinstance(m, classes) for m in model.modules())

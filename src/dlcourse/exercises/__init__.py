@@ -34,6 +34,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     language_models,
     linear_models,
     mlp,
+    modern_cnns,
     normalization,
     optimizers,
     policy_gradient,
