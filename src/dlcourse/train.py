@@ -823,9 +823,7 @@ def trainable_names(model: nn.Module) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
-def lr_groups(
-    model: nn.Module, head_prefix: str, head_lr: float, backbone_lr: float
-) -> list[dict]:
+def lr_groups(model: nn.Module, head_prefix: str, head_lr: float, backbone_lr: float) -> list[dict]:
     """Two optimizer parameter groups: the head (names starting with ``head_prefix``) at
     ``head_lr`` and the rest, the pretrained backbone, at the usually smaller ``backbone_lr``.
 
