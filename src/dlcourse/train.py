@@ -42,12 +42,14 @@ __all__ = [
     "env_report",
     "evaluate",
     "fit",
+    "freeze",
     "global_grad_norm",
     "hoeffding_bound",
     "iterations_per_epoch",
     "k_step_forecast",
     "layer_grad_norms",
     "linear_probe",
+    "lr_groups",
     "lr_sweep",
     "merge_cfg",
     "minibatch_grad_variance",
@@ -55,6 +57,7 @@ __all__ = [
     "perplexity_from_probs",
     "samples_needed",
     "seed_everything",
+    "trainable_names",
 ]
 
 
@@ -884,3 +887,48 @@ def count_modules(model: nn.Module, cls: type | tuple[type, ...]) -> int:
     if not classes or not all(isinstance(c, type) for c in classes):
         raise TypeError(f"cls must be a class or a tuple of classes, got {cls!r}")
     return sum(isinstance(m, classes) for m in model.modules())
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.4: freezing layers and per-group learning rates for transfer learning
+
+
+def freeze(model: nn.Module, trainable: Callable[[str], bool] = lambda name: False) -> None:
+    """``p.requires_grad_(trainable(name))`` for every named parameter, in place.
+
+    The default freezes everything. Setting a Python attribute on a module
+    (``model.fc.requires_grad = True``) changes no parameter: use this function or
+    ``module.requires_grad_(True)``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(trainable):
+        raise TypeError("trainable must be a callable name -> bool")
+    for name, p in model.named_parameters():
+        p.requires_grad_(bool(trainable(name)))
+
+
+def trainable_names(model: nn.Module) -> list[str]:
+    """Names of the parameters with ``requires_grad=True``, in ``named_parameters`` order."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def lr_groups(model: nn.Module, head_prefix: str, head_lr: float, backbone_lr: float) -> list[dict]:
+    """Two optimizer parameter groups: the head (names starting with ``head_prefix``) at
+    ``head_lr`` and the rest, the pretrained backbone, at the usually smaller ``backbone_lr``.
+
+    Frozen parameters (``requires_grad=False``) are left out. Pass the result to any
+    ``torch.optim`` optimizer: ``torch.optim.Adam(lr_groups(model, "fc", 1e-3, 1e-4))``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if head_lr < 0 or backbone_lr < 0:
+        raise ValueError(f"head_lr and backbone_lr must be >= 0, got {head_lr}, {backbone_lr}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in named if n.startswith(head_prefix)]
+    if not head:
+        raise ValueError(f"head_prefix {head_prefix!r} matches no trainable parameter")
+    backbone = [p for n, p in named if not n.startswith(head_prefix)]
+    return [{"params": head, "lr": head_lr}, {"params": backbone, "lr": backbone_lr}]

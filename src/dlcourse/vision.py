@@ -24,6 +24,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "efficientnet_lite0",
+    "extract_features",
     "imagenet_deprocess",
     "imagenet_labels",
     "imagenet_preprocess",
@@ -102,3 +103,48 @@ def imagenet_deprocess(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"x must be (N, 3, H, W), got shape {tuple(x.shape)}")
     mean, std = _stats(x)
     return (x * std + mean).clamp(0, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.4: transfer learning with frozen features
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    x: torch.Tensor,
+    size: int = 96,
+    depth: int | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Frozen, globally average-pooled EfficientNet-Lite0 features, computed in batches.
+
+    ``x: (N, C, H, W)`` float images in [0, 1], ``C`` = 1 (repeated to RGB) or 3; they go
+    through ``imagenet_preprocess(x, size)`` first, the preprocessing the weights expect.
+    ``depth=None``: the last feature map (1280 channels); ``depth = k``: the output of MBConv
+    block ``k`` (0..15), a lower, more generic layer. Returns ``(N, D)`` on ``x``'s device,
+    computed under ``torch.no_grad()`` in eval mode.
+    """
+    if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"x must be an (N, 1 or 3, H, W) tensor, got {getattr(x, 'shape', x)}")
+    n_blocks = len(model._blocks)
+    if depth is not None and not 0 <= depth < n_blocks:
+        raise ValueError(f"depth must be None or in [0, {n_blocks - 1}], got {depth}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(dev)
+        xb = imagenet_preprocess(xb.expand(-1, 3, -1, -1), size)
+        if depth is None:
+            h = model.extract_features(xb)
+        else:
+            h = model._swish(model._bn0(model._conv_stem(xb)))
+            for block in model._blocks[: depth + 1]:
+                h = block(h)
+        out.append(h.mean(dim=(2, 3)).to(x.device))
+    model.train(was_training)
+    return torch.cat(out) if out else x.new_zeros(0, 0)

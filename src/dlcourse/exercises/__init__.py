@@ -21,6 +21,7 @@ chapter into student and instructor notebooks; ``dlcourse.grade`` grades submiss
 
 from . import (  # noqa: F401  (importing a module registers its exercises)
     attention,
+    augmentation_transfer,
     autograd_basics,
     backpropagation,
     convolution,
