@@ -34,6 +34,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     linear_models,
     mlp,
     normalization,
+    object_detection,
     optimizers,
     policy_gradient,
     regularization,
