@@ -167,8 +167,8 @@ def test_nms_overlapping_disjoint_and_threshold_edge():
     assert nms(boxes, scores, 0.95).tolist() == [3, 0, 1, 2]
     disjoint = _t([[0, 0, 1, 1], [2, 2, 3, 3], [4, 4, 5, 5]])
     assert nms(disjoint, _t([0.1, 0.3, 0.2]), 0.0).tolist() == [1, 2, 0]
-    # a box at exactly the threshold survives: IoU([0,0,2,2],[1,0,3,2]) = 1/3
-    assert nms(_t([[0, 0, 2, 2], [1, 0, 3, 2]]), _t([0.9, 0.8]), 1 / 3).tolist() == [0, 1]
+    # a box at exactly the threshold survives: IoU([0,0,3,1],[1,0,4,1]) = 2/4, exact in binary
+    assert nms(_t([[0, 0, 3, 1], [1, 0, 4, 1]]), _t([0.9, 0.8]), 0.5).tolist() == [0, 1]
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).tolist() == []
 
 
@@ -410,3 +410,16 @@ def test_exercise_checks_reject_wrong_answers():
         check("ex-detection-nms", nms_ge)
     with pytest.raises(WrongAnswerError):
         check("ex-detection-focal", lambda p_t, alpha_t, gamma: -alpha_t * math.log(p_t))
+
+
+def test_draw_boxes_adds_one_patch_per_box_and_checks_shape():
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plot import draw_boxes
+
+    fig, ax = plt.subplots()
+    draw_boxes(ax, _t([[0, 0, 4, 4], [2, 2, 6, 5]]), labels=["a", "b"], scores=_t([0.9, 0.5]))
+    assert len(ax.patches) == 2 and len(ax.texts) == 2
+    with pytest.raises(ValueError, match="boxes must have shape"):
+        draw_boxes(ax, _t([0, 0, 1, 1]))
+    plt.close(fig)

@@ -85,12 +85,12 @@ def _nms_cases() -> list[tuple[str, tuple[torch.Tensor, torch.Tensor, float]]]:
     rand = torch.cat([xy, xy + torch.rand(30, 2, generator=g) * 10 + 1], dim=1)
     rand_scores = torch.rand(30, generator=g)
     tie = torch.tensor([[0, 0, 2, 2], [0, 0, 2, 2], [5, 5, 6, 6]], dtype=torch.float32)
-    edge = torch.tensor([[0, 0, 2, 2], [1, 0, 3, 2]], dtype=torch.float32)  # IoU exactly 1/3
+    edge = torch.tensor([[0, 0, 3, 1], [1, 0, 4, 1]], dtype=torch.float32)  # IoU exactly 0.5
     return [("the six-box example, threshold 0.5", (six, six_scores, 0.5)),
             ("the six-box example, threshold 0.7", (six, six_scores, 0.7)),
             ("30 random boxes, threshold 0.3", (rand, rand_scores, 0.3)),
             ("tied scores on identical boxes", (tie, torch.tensor([0.5, 0.5, 0.5]), 0.5)),
-            ("IoU exactly at the threshold", (edge, torch.tensor([0.9, 0.8]), 1 / 3)),
+            ("IoU exactly at the threshold", (edge, torch.tensor([0.9, 0.8]), 0.5)),
             ("a single box", (six[:1], six_scores[:1], 0.5))]  # fmt: skip
 
 
