@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "SHAPE_CLASSES",
     "assign_anchors",
     "average_precision",
     "batched_nms",
@@ -34,7 +35,6 @@ __all__ = [
     "hungarian_match",
     "multibox_prior",
     "nms",
-    "SHAPE_CLASSES",
     "random_shapes_detection",
     "roi_align",
     "roi_pool",
@@ -460,8 +460,10 @@ def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if not torch.isfinite(cost).all():
         raise ValueError("cost contains NaN or infinite entries")
     rows, cols = linear_sum_assignment(cost.detach().cpu().double().numpy())
-    as_long = lambda a: torch.as_tensor(a, dtype=torch.long, device=cost.device)  # noqa: E731
-    return as_long(rows), as_long(cols)
+    return (
+        torch.as_tensor(rows, dtype=torch.long, device=cost.device),
+        torch.as_tensor(cols, dtype=torch.long, device=cost.device),
+    )
 
 
 def brute_force_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
