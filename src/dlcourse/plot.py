@@ -23,6 +23,7 @@ __all__ = [
     "attention_map",
     "computation_graph",
     "curves",
+    "draw_boxes",
     "heatmap",
     "image_grid",
     "plot_contour_paths",
@@ -825,3 +826,44 @@ def plot_penalty_geometry(
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(f"lambda = {lam:g}")
     return ax
+
+
+# Chapter 3.5: object detection
+
+
+def draw_boxes(
+    ax: plt.Axes,
+    boxes: torch.Tensor | np.ndarray,
+    labels: Sequence[str] | None = None,
+    scores: torch.Tensor | np.ndarray | None = None,
+    color: str = PALETTE["vermillion"],
+    linewidth: float = 1.5,
+    linestyle: str = "-",
+) -> None:
+    """Draw ``boxes: (N, 4)`` in ``(x1, y1, x2, y2)`` pixel corners on an image axis.
+
+    Pixel ``(i, j)`` of ``ax.imshow`` is centred at ``(j, i)``, so a box of pixel edges is
+    shifted by half a pixel. ``labels`` (N strings) and ``scores`` (N numbers) are written above
+    the top-left corner.
+    """
+    from matplotlib.patches import Rectangle
+
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).detach().cpu()
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if labels is not None and len(labels) != len(boxes):
+        raise ValueError(f"labels must hold {len(boxes)} strings, one per box")
+    if scores is not None and len(scores) != len(boxes):
+        raise ValueError(f"scores must hold {len(boxes)} numbers, one per box")
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        ax.add_patch(
+            Rectangle(
+                (x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=color,
+                linewidth=linewidth, linestyle=linestyle,
+            )
+        )  # fmt: skip
+        text = [labels[k]] if labels is not None else []
+        if scores is not None:
+            text.append(f"{float(scores[k]):.2f}")
+        if text:
+            ax.text(x1 - 0.5, y1 - 1.0, " ".join(text), color=color, fontsize=7, va="bottom")

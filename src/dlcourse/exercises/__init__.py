@@ -37,6 +37,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     mlp,
     modern_cnns,
     normalization,
+    object_detection,
     optimizers,
     policy_gradient,
     pooling_lenet,
