@@ -38,6 +38,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     policy_gradient,
     regularization,
     schedules,
+    segmentation,
     stability,
     tensors,
 )
