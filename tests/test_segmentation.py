@@ -373,3 +373,25 @@ def test_decoder_check_rejects_addition_instead_of_concatenation():
 
     with pytest.raises(WrongAnswerError, match="concatenat"):
         check("ex-seg-decoder", AddBlock)
+
+
+# ---------------------------------------------------------------------------------------------
+# show_masks
+
+
+def test_show_masks_draws_one_row_per_kind_and_checks_shapes():
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plot import show_masks
+
+    images, masks = shapes_segmentation(5, n_classes=4, seed=0)
+    fig = show_masks(images, masks, masks, n=3)
+    assert len(fig.axes) == 3 * 3
+    plt.close(fig)
+    fig = show_masks(images[:, 0], masks, n=8)  # (N, H, W) images; n larger than N
+    assert len(fig.axes) == 2 * 5
+    plt.close(fig)
+    with pytest.raises(ValueError, match="masks must be"):
+        show_masks(images, masks[:, :4])
+    with pytest.raises(ValueError, match="predictions must be"):
+        show_masks(images, masks, masks[:2])
