@@ -84,6 +84,7 @@ _MATRIX_CASES = [
     ("a 2x2 kernel on a 3x3 input", ((2, 2), (3, 3), 1, 0)),
     ("a 3x3 kernel, stride 2, padding 1 on 6x6", ((3, 3), (6, 6), 2, 1)),
     ("a 3x2 kernel on a 4x5 input with padding 1", ((3, 2), (4, 5), 1, 1)),
+    ("a 2x3 kernel on a 5x7 input, stride 2", ((2, 3), (5, 7), 2, 0)),
     ("a kernel as large as the input", ((3, 3), (3, 3), 1, 0)),
 ]
 
@@ -123,18 +124,22 @@ def _conv_matrix(fn: Any) -> str:
         check_close(got.double() @ x.flatten(), conv, rtol=1e-6, atol=1e-8,
                     name="C @ vec(x) compared with conv2d(x)", reveal=False)  # fmt: skip
         back = F.conv_transpose2d(y, k[None, None], stride=s, padding=p,
-                                  output_padding=_output_padding(h, kh, s, p)).flatten()  # fmt: skip
+                                  output_padding=_output_padding((h, w), (kh, kw), s, p)).flatten()  # fmt: skip
         check_close(got.double().T @ y.flatten(), back, rtol=1e-6, atol=1e-8,
                     name="C^T @ vec(y) compared with conv_transpose2d(y)", reveal=False)  # fmt: skip
 
     return f"{over_cases(_MATRIX_CASES, check_one)}: C x = conv(x) and C^T y = conv_transpose(y)"
 
 
-def _output_padding(n: int, k: int, s: int, p: int) -> tuple[int, int]:
-    """The output_padding that gives the transposed conv the conv's input size (square input)."""
-    m = (n + 2 * p - k) // s + 1
-    extra = n - ((m - 1) * s - 2 * p + k)
-    return extra, extra
+def _output_padding(
+    in_hw: tuple[int, int], k_hw: tuple[int, int], s: int, p: int
+) -> tuple[int, int]:
+    """The output_padding that gives the transposed conv the conv's input size, per axis."""
+    pads = []
+    for n, k in zip(in_hw, k_hw, strict=True):
+        m = (n + 2 * p - k) // s + 1
+        pads.append(n - ((m - 1) * s - 2 * p + k))
+    return pads[0], pads[1]
 
 
 # ---------------------------------------------------------------------------------------------
