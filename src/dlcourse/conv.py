@@ -18,12 +18,16 @@ from collections.abc import Callable, Sequence
 import torch
 
 __all__ = [
+    "bilinear_kernel",
     "check_equivariance",
     "conv1d_full",
     "conv2d_im2col",
     "conv2d_naive",
+    "conv_as_matrix",
     "conv_output_size",
     "conv_params",
+    "conv_transpose2d",
+    "conv_transpose_output_size",
     "corr2d",
     "dense_equivalent_params",
     "empirical_receptive_field",
@@ -33,6 +37,7 @@ __all__ = [
     "pool_output_size",
     "receptive_field",
     "receptive_field_support",
+    "trans_conv",
     "unit_conv_stack",
 ]
 
@@ -502,3 +507,186 @@ def global_pool(
         total = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dims)
         return total / keep.sum(dims).to(x.dtype)
     return x.masked_fill(~keep, float("-inf")).amax(dim=dims)
+
+
+# ---------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.6: transposed convolution (scatter-add, output size, the matrix C and its transpose,
+# bilinear upsampling kernels)
+
+
+def conv_transpose_output_size(
+    n: int, k: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length of a transposed convolution along one axis.
+
+    ``(n - 1) s - 2p + d(k - 1) + output_padding + 1``; with ``d = 1`` and no output padding,
+    ``(n - 1) s - 2p + k``. Each of the ``n`` inputs scatters a kernel of span ``d(k - 1) + 1``
+    at a step of ``s``; ``padding`` then removes ``p`` rows at each end of that full output, and
+    ``output_padding`` (``< max(s, d)``, as in PyTorch) adds rows at the far end. It undoes the
+    floor of :func:`conv_output_size`: a convolution with the same ``k, s, p, d`` maps the result
+    back to ``n``.
+    """
+    n = _positive_int(n, "n")
+    k = _positive_int(k, "k")
+    stride = _positive_int(stride, "stride")
+    padding = _positive_int(padding, "padding", minimum=0)
+    output_padding = _positive_int(output_padding, "output_padding", minimum=0)
+    dilation = _positive_int(dilation, "dilation")
+    if output_padding >= max(stride, dilation):
+        raise ValueError(
+            f"output_padding must be smaller than stride or dilation, got output_padding="
+            f"{output_padding} with stride={stride}, dilation={dilation}"
+        )
+    size = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+    if size < 1:
+        raise ValueError(
+            f"padding={padding} removes the whole output (n={n}, k={k}, stride={stride}, "
+            f"dilation={dilation} give {size + 2 * padding} rows before cropping)"
+        )
+    return size
+
+
+def trans_conv(x: torch.Tensor, k: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """Single-channel transposed convolution by scatter-add (a reference; small inputs).
+
+    ``x: (H, W)``, ``k: (k_h, k_w)`` -> ``((H-1)s - 2p + k_h, (W-1)s - 2p + k_w)``. Every input
+    pixel adds a copy of the kernel scaled by its value at offset ``(s i, s j)`` of the full
+    output, ``Y[s i : s i + k_h, s j : s j + k_w] += x[i, j] K``; ``padding`` then crops ``p``
+    rows and columns from every side. Equals ``F.conv_transpose2d(x[None, None], k[None, None])``.
+    """
+    if not torch.is_tensor(x) or x.ndim != 2 or x.numel() == 0:
+        raise ValueError("x must be a non-empty 2-D tensor (H, W)")
+    if not torch.is_tensor(k) or k.ndim != 2 or k.numel() == 0:
+        raise ValueError("k must be a non-empty 2-D tensor (k_h, k_w)")
+    if x.device != k.device:
+        raise ValueError(f"x and k must be on one device, got {x.device} and {k.device}")
+    stride = _positive_int(stride, "stride")
+    padding = _positive_int(padding, "padding", minimum=0)
+    (h, w), (kh, kw) = x.shape, k.shape
+    out_h = conv_transpose_output_size(h, kh, stride, padding)
+    out_w = conv_transpose_output_size(w, kw, stride, padding)
+    dtype = torch.promote_types(x.dtype, k.dtype)
+    full = x.new_zeros((h - 1) * stride + kh, (w - 1) * stride + kw, dtype=dtype)
+    for i in range(h):
+        for j in range(w):
+            full[i * stride : i * stride + kh, j * stride : j * stride + kw] += x[i, j] * k
+    return full[padding : padding + out_h, padding : padding + out_w]
+
+
+def conv_transpose2d(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """``F.conv_transpose2d`` as one vectorised scatter-add (same argument order).
+
+    ``x: (N, C_in, H, W)``, ``w: (C_in, C_out/g, k_h, k_w)`` (note: input channels first),
+    ``b: (C_out,)`` -> ``(N, C_out, H', W')`` with ``H'`` from
+    :func:`conv_transpose_output_size`. Input pixel ``(i, j)`` of channel ``c`` adds
+    ``x[c, i, j] w[c, o, m, n]`` to output ``(s i + d m - p, s j + d n - p)`` of every output
+    channel ``o`` of its group; contributions that land outside ``[0, H')`` are dropped.
+    """
+    if not torch.is_tensor(x) or x.ndim != 4:
+        raise ValueError("x must be a 4-D tensor (N, C_in, H, W)")
+    if not torch.is_tensor(w) or w.ndim != 4:
+        raise ValueError("w must be a 4-D tensor (C_in, C_out / groups, k_h, k_w)")
+    groups = _positive_int(groups, "groups")
+    n, c_in, h, width = x.shape
+    if w.shape[0] != c_in:
+        raise ValueError(
+            f"w must have shape (C_in = {c_in}, C_out / groups, k_h, k_w) (input channels "
+            f"first), got {tuple(w.shape)}"
+        )
+    if c_in % groups:
+        raise ValueError(f"groups={groups} must divide C_in={c_in}")
+    c_out = w.shape[1] * groups
+    if b is not None and (not torch.is_tensor(b) or b.shape != (c_out,)):
+        raise ValueError(f"b must be None or a tensor of shape (C_out,) = ({c_out},)")
+    if x.device != w.device:
+        raise ValueError(f"x and w must be on one device, got {x.device} and {w.device}")
+    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    (oh, ow), (dh, dw) = _pair(output_padding, "output_padding", 0), _pair(dilation, "dilation", 1)
+    kh, kw = w.shape[-2:]
+    out_h = conv_transpose_output_size(h, kh, sh, ph, oh, dh)
+    out_w = conv_transpose_output_size(width, kw, sw, pw, ow, dw)
+    g, cg, og = groups, c_in // groups, w.shape[1]
+    dtype = torch.promote_types(x.dtype, w.dtype)
+    xg = x.to(dtype).reshape(n, g, cg, h * width)
+    wg = w.to(dtype).reshape(g, cg, og, kh * kw)
+    contrib = torch.einsum("ngcl,gcot->ngotl", xg, wg).reshape(n, c_out, kh, kw, h, width)
+    dev = x.device
+    rows = sh * torch.arange(h, device=dev) + dh * torch.arange(kh, device=dev)[:, None] - ph
+    cols = sw * torch.arange(width, device=dev) + dw * torch.arange(kw, device=dev)[:, None] - pw
+    rows, cols = rows[:, None, :, None], cols[None, :, None, :]  # (k_h, 1, H, 1), (1, k_w, 1, W)
+    inside = (rows >= 0) & (rows < out_h) & (cols >= 0) & (cols < out_w)  # (k_h, k_w, H, W)
+    target = (rows * out_w + cols)[inside]  # flat output index of every kept contribution
+    y = x.new_zeros(n, c_out, out_h * out_w, dtype=dtype)
+    y.index_add_(2, target, contrib[:, :, inside])
+    y = y.view(n, c_out, out_h, out_w)
+    return y if b is None else y + b.view(1, -1, 1, 1).to(dtype)
+
+
+def conv_as_matrix(
+    w: torch.Tensor,
+    in_hw: tuple[int, int],
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """The dense matrix ``C`` of a convolution (no bias): ``vec(conv2d(x, w)) = C vec(x)``.
+
+    ``w: (C_out, C_in/g, k_h, k_w)`` or a single-channel kernel ``(k_h, k_w)``;
+    ``in_hw = (H, W)``. Returns ``C: (C_out H' W', C_in H W)`` whose column ``j`` is the
+    convolution of the ``j``-th unit image (vectors in row-major ``(C, H, W)`` order). Its
+    transpose is the transposed convolution: ``C^T vec(y) = vec(conv_transpose2d(y, w))``
+    with the same ``stride, padding, dilation, groups``. Built by pushing all ``C_in H W`` unit
+    images through :func:`conv2d_im2col` as one batch; small sizes only (the matrix is dense).
+    """
+    if torch.is_tensor(w) and w.ndim == 2:
+        w = w[None, None]
+    if not torch.is_tensor(w) or w.ndim != 4:
+        raise ValueError("w must be a (k_h, k_w) or a 4-D (C_out, C_in / groups, k_h, k_w) tensor")
+    h, width = _pair(tuple(in_hw) if isinstance(in_hw, list) else in_hw, "in_hw", 1)
+    groups = _positive_int(groups, "groups")
+    c_in = w.shape[1] * groups
+    basis = torch.eye(c_in * h * width, dtype=w.dtype, device=w.device)
+    images = conv2d_im2col(
+        basis.view(-1, c_in, h, width), w, None, stride, padding, dilation, groups
+    )
+    return images.reshape(c_in * h * width, -1).T
+
+
+def bilinear_kernel(c_in: int, c_out: int, k: int) -> torch.Tensor:
+    """Weights ``(c_in, c_out, k, k)`` that make ``ConvTranspose2d`` a bilinear upsampler.
+
+    The kernel is the outer product of a 1-D tent, ``t[i] = 1 - |i - c| / f`` with
+    ``f = ceil(k / 2)`` and centre ``c = f - 1`` (odd ``k``) or ``f - 1/2`` (even ``k``), placed
+    on the diagonal ``w[c, c]`` (each channel upsampled on its own, so ``c_in == c_out``). With
+    ``k = 2 s``, ``stride = s`` and ``padding = s / 2`` (even ``s``) it reproduces
+    ``F.interpolate(scale_factor=s, mode="bilinear", align_corners=False)`` away from the border;
+    the FCN paper's ``x32`` layer is ``k = 64, s = 32, p = 16``.
+    """
+    c_in, c_out, k = (
+        _positive_int(c_in, "c_in"),
+        _positive_int(c_out, "c_out"),
+        _positive_int(k, "k"),
+    )
+    if c_in != c_out:
+        raise ValueError(
+            f"bilinear upsampling maps each channel to itself: c_in ({c_in}) must equal "
+            f"c_out ({c_out})"
+        )
+    factor = (k + 1) // 2
+    centre = factor - 1 if k % 2 == 1 else factor - 0.5
+    tent = 1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / factor
+    weight = torch.zeros(c_in, c_out, k, k)
+    channels = torch.arange(c_in)
+    weight[channels, channels] = tent[:, None] * tent[None, :]
+    return weight

@@ -20,6 +20,7 @@ __all__ = [
     "bce_with_logits",
     "cross_entropy",
     "cross_entropy_dist",
+    "dice_loss",
     "entropy",
     "focal_loss",
     "gaussian_nll",
@@ -405,3 +406,31 @@ def l2_penalty(params) -> torch.Tensor:
     ``weight_decay`` equals ``2 * lam``. Same input and output as ``l1_penalty``.
     """
     return sum((p * p).sum() for p in _stack_params(params, "params"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.6: segmentation
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss on sigmoid probabilities, averaged over the batch.
+
+    Per image, with :math:`p = \\sigma(z)` and the sums over all its pixels (and channels),
+    :math:`1 - \\frac{2\\sum p\\,y + \\epsilon}{\\sum p + \\sum y + \\epsilon}`. ``logits``
+    and ``target`` (0/1, any float or integer dtype) share a shape ``(N, ...)``. The ratio
+    compares the predicted and true foreground with each other, not with the number of
+    background pixels, so a predictor of "background everywhere" loses about 1 per image that
+    has foreground (``eps`` keeps an image without foreground at 0 when it is predicted empty).
+    """
+    _check_floating(logits, "logits")
+    if not torch.is_tensor(target) or target.shape != logits.shape:
+        raise ValueError(
+            f"target must have the shape of logits {tuple(logits.shape)}, got "
+            f"{tuple(target.shape) if torch.is_tensor(target) else type(target).__name__}"
+        )
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    p = torch.sigmoid(logits).flatten(1)
+    y = target.to(p.dtype).flatten(1)
+    dice = (2 * (p * y).sum(1) + eps) / (p.sum(1) + y.sum(1) + eps)
+    return (1 - dice).mean()

@@ -37,6 +37,7 @@ __all__ = [
     "plot_surface",
     "plot_train_val_curves",
     "scatter2d",
+    "show_masks",
     "use_course_style",
 ]
 
@@ -867,3 +868,69 @@ def draw_boxes(
             text.append(f"{float(scores[k]):.2f}")
         if text:
             ax.text(x1 - 0.5, y1 - 1.0, " ".join(text), color=color, fontsize=7, va="bottom")
+
+
+# ---------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
+# Chapter 3.6: segmentation masks
+
+
+def show_masks(
+    images: torch.Tensor | np.ndarray,
+    masks: torch.Tensor | np.ndarray,
+    preds: torch.Tensor | np.ndarray | None = None,
+    n: int = 8,
+    *,
+    num_classes: int | None = None,
+    scale: float = 1.1,
+) -> plt.Figure:
+    """Images in the first row, their label masks below, predicted masks (if any) in a third.
+
+    ``images: (N, H, W)`` or ``(N, 1 or 3, H, W)``, ``masks`` and ``preds``: integer label maps
+    ``(N, H, W)``; the first ``n`` are shown. Labels are drawn with fixed colours from
+    ``PALETTE`` (background white), the same in every panel, so a mask and a prediction can be
+    compared colour for colour; ``num_classes`` defaults to the largest label + 1.
+    """
+    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    images = images.detach().cpu().float()
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    rows = {"image": images, "mask": masks} if preds is None else {
+        "image": images, "mask": masks, "prediction": preds}  # fmt: skip
+    for name in ("mask", "prediction"):
+        if name in rows:
+            t = torch.as_tensor(np.asarray(rows[name]) if not torch.is_tensor(rows[name])
+                                else rows[name]).detach().cpu()  # fmt: skip
+            if t.ndim != 3 or t.shape[0] != images.shape[0] or t.shape[1:] != images.shape[-2:]:
+                raise ValueError(
+                    f"{name}s must be (N, H, W) = {(images.shape[0], *images.shape[-2:])}, "
+                    f"got {tuple(t.shape)}"
+                )
+            rows[name] = t.long()
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    top = max(int(rows[k].max()) for k in rows if k != "image")
+    num_classes = num_classes or top + 1
+    colours = ["white"] + [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "purple",
+                                                "sky", "yellow")]  # fmt: skip
+    if num_classes > len(colours):
+        raise ValueError(f"num_classes must be at most {len(colours)}, got {num_classes}")
+    label_cmap = mpl.colors.ListedColormap(colours[:num_classes])
+    count = min(n, images.shape[0])
+    fig, axes = plt.subplots(len(rows), count, figsize=(scale * count, scale * len(rows) + 0.2),
+                             squeeze=False)  # fmt: skip
+    for r, (name, data) in enumerate(rows.items()):
+        for i in range(count):
+            ax = axes[r, i]
+            ax.axis("off")
+            if name == "image" and data.ndim == 4:
+                ax.imshow(data[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            elif name == "image":
+                ax.imshow(data[i].numpy(), cmap="gray")
+            else:
+                ax.imshow(data[i].numpy(), cmap=label_cmap, vmin=-0.5, vmax=num_classes - 0.5,
+                          interpolation="nearest")  # fmt: skip
+        axes[r, 0].set_title(name, fontsize=9, loc="left")
+    return fig

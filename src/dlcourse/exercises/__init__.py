@@ -44,6 +44,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     positional_encoding,
     regularization,
     schedules,
+    segmentation,
     stability,
     tensors,
 )
