@@ -175,8 +175,9 @@ def style_transfer(
     every step. ``content: (3, H, W)`` and ``style: (3, H', W')`` are float images in [0, 1]
     (square crops, on the extractor's device). ``style_layers`` is a mapping name -> ``w_l``, or
     a list of names, which gives each layer ``w_l = 1 / ||G_s^l||_F^2``: every layer's term is
-    then a relative error that starts on the same scale, whatever its number of channels. ``init="content"`` starts from the content image, ``"noise"``
-    from uniform noise drawn with ``generator``.
+    then a relative error that starts on the same scale, whatever its number of channels.
+    ``init="content"`` starts from the content image, ``"noise"`` from uniform noise drawn with
+    ``generator``.
 
     Returns the image ``(1, 3, H, W)`` in [0, 1] and the history ``{"content", "style", "tv",
     "total"}``: ``steps + 1`` unweighted loss values, the first for the initial image, the last
