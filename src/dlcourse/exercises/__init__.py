@@ -46,6 +46,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     schedules,
     segmentation,
     stability,
+    style_transfer,
     tensors,
 )
 from .core import *  # noqa: F403  (the public API is core's)
