@@ -510,7 +510,6 @@ def global_pool(
 
 
 # ---------------------------------------------------------------------------------------------
-# ---------------------------------------------------------------------------------------------
 # Chapter 3.6: transposed convolution (scatter-add, output size, the matrix C and its transpose,
 # bilinear upsampling kernels)
 
