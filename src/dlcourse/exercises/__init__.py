@@ -39,6 +39,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     policy_gradient,
     positional_encoding,
     regularization,
+    rnn,
     schedules,
     stability,
     tensors,
