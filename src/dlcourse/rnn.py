@@ -180,9 +180,10 @@ def linear_rnn_grad_norms(W_hh: torch.Tensor, T: int) -> list[float]:
     r"""$\lVert\partial h_T/\partial h_t\rVert_2$ for $t=0,\dots,T$ in the linear RNN
     $h_t=h_{t-1}W_{hh}^\top+x_tW_{ih}^\top$.
 
-    The Jacobian is $(W_{hh}^{\,T-t})^\top$ whatever the inputs, so the value at ``t`` is the
-    spectral norm of $W_{hh}^{\,T-t}$: exactly $|a|^{T-t}$ for $W_{hh}=aI$, and for large
-    $T-t$ it grows or decays like $\rho(W_{hh})^{T-t}$ (spectral radius). ``W_hh: (H, H)``;
+    With PyTorch's layout the Jacobian is $W_{hh}^{\,T-t}$ whatever the inputs (its transpose in
+    the row convention), so the value at ``t`` is the spectral norm of $W_{hh}^{\,T-t}$: exactly
+    $|a|^{T-t}$ for $W_{hh}=aI$, and for large $T-t$ it grows or decays like
+    $\rho(W_{hh})^{T-t}$ (spectral radius). ``W_hh: (H, H)``;
     returns ``T + 1`` floats, the last one 1 (``t = T``).
     """
     _check_matrix(W_hh, "W_hh", (None, None))
