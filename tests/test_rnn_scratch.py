@@ -150,7 +150,7 @@ def test_train_lm_epoch_memorises_a_short_text_and_predict_chars_recites_it():
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     gen = torch.Generator().manual_seed(0)
     first = train_lm_epoch(model, seq_data_iter_sequential(ids, 4, 10, generator=gen), opt)
-    for _ in range(40):
+    for _ in range(25):
         last = train_lm_epoch(model, seq_data_iter_random(ids, 4, 10, generator=gen), opt,
                               reading="random")  # fmt: skip
     assert first > 10 and last < 1.5
