@@ -11,13 +11,21 @@ are. A sequence is time-major, ``xs: (T, B, D)``, like ``nn.RNN`` without ``batc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 __all__ = [
+    "CharRNNLM",
+    "copy_params_from_torch",
     "detach_state",
+    "input_grad_norms",
+    "linear_rnn_grad_norms",
+    "predict_chars",
+    "rnn_cell",
+    "train_lm_epoch",
     "unroll",
 ]
 
@@ -51,3 +59,265 @@ def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+# =============================================================================================
+# Chapter 4.2: recurrent networks from scratch
+#
+# The Elman cell in PyTorch's weight layout, weights copied out of ``nn.RNN``/``nn.GRU``/
+# ``nn.LSTM``, gradient norms through time, and a character-level language model trained by
+# truncated backpropagation through time.
+
+_NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+def _check_matrix(t: object, name: str, shape: tuple[int | None, ...]) -> torch.Tensor:
+    """``t`` must be a floating tensor of ``shape`` (``None`` = any size along that axis)."""
+    expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    if not torch.is_tensor(t):
+        raise TypeError(f"{name} must be a tensor of shape {expected}, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {t.dtype}")
+    if t.dim() != len(shape) or any(
+        s is not None and s != n for s, n in zip(shape, t.shape, strict=True)
+    ):
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(t.shape)}")
+    return t
+
+
+def rnn_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+    nonlinearity: str = "tanh",
+) -> torch.Tensor:
+    r"""One step of an Elman RNN, $h_t=\phi(x_tW_{ih}^\top+b_{ih}+h_{t-1}W_{hh}^\top+b_{hh})$.
+
+    Row convention with PyTorch's layout: ``x: (B, D)``, ``h: (B, H)``, ``W_ih: (H, D)``,
+    ``W_hh: (H, H)``, ``b_ih, b_hh: (H,)`` or ``None``; $\phi$ is ``"tanh"`` or ``"relu"``.
+    Returns ``h_t: (B, H)``. With ``unroll`` and ``copy_params_from_torch`` it reproduces
+    ``nn.RNN`` exactly.
+    """
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    _check_matrix(x, "x", (None, None))
+    B, D = x.shape
+    _check_matrix(h, "h", (B, None))
+    H = h.shape[1]
+    _check_matrix(W_ih, "W_ih", (H, D))
+    _check_matrix(W_hh, "W_hh", (H, H))
+    pre = x @ W_ih.T + h @ W_hh.T
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None:
+            pre = pre + _check_matrix(b, name, (H,))
+    return _NONLINEARITIES[nonlinearity](pre)
+
+
+def copy_params_from_torch(
+    module: torch.nn.RNNBase, layer: int = 0, reverse: bool = False
+) -> dict[str, Any]:
+    """The weights of one layer (and direction) of ``nn.RNN``/``nn.GRU``/``nn.LSTM`` as cell
+    arguments: ``{"W_ih", "W_hh"}`` plus ``{"b_ih", "b_hh"}`` when the module has biases, and
+    ``"nonlinearity"`` for ``nn.RNN``, so ``unroll(rnn_cell, xs, h0, copy_params_from_torch(rnn))``
+    runs layer 0. The tensors are the module's own parameters (not copies): gradients of a
+    from-scratch run reach the module. ``W_ih: (G*H, D)`` for layer 0, ``(G*H, H*dirs)`` above;
+    the ``G`` gate blocks are stacked as in PyTorch (LSTM: i, f, g, o; GRU: r, z, n).
+    """
+    if not isinstance(module, torch.nn.RNNBase):
+        raise TypeError(f"module must be an nn.RNN, nn.GRU or nn.LSTM, got {type(module).__name__}")
+    if not isinstance(layer, int) or not 0 <= layer < module.num_layers:
+        raise ValueError(f"layer must be an int in [0, {module.num_layers}), got {layer!r}")
+    if reverse and not module.bidirectional:
+        raise ValueError("reverse=True needs a module built with bidirectional=True")
+    if getattr(module, "proj_size", 0):
+        raise ValueError("modules with proj_size > 0 are not supported")
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    params: dict[str, Any] = {
+        "W_ih": getattr(module, "weight_ih" + suffix),
+        "W_hh": getattr(module, "weight_hh" + suffix),
+    }
+    if module.bias:
+        params["b_ih"] = getattr(module, "bias_ih" + suffix)
+        params["b_hh"] = getattr(module, "bias_hh" + suffix)
+    if isinstance(module, torch.nn.RNN):
+        params["nonlinearity"] = module.nonlinearity
+    return params
+
+
+def input_grad_norms(model: torch.nn.Module, xs: torch.Tensor, t_out: int = -1) -> torch.Tensor:
+    r"""$\lVert\partial h_{t_\text{out}}/\partial x_t\rVert_F$ for every input step ``t``.
+
+    ``model`` maps ``xs`` to ``(outputs, state)`` or to ``outputs`` with ``outputs: (T, B, H)``
+    (``nn.RNN``/``nn.GRU``/``nn.LSTM``; ``(B, T, ...)`` on both sides when
+    ``model.batch_first``); ``xs: (T, B, D)`` time-major in either case. The Jacobian
+    $\partial h_{t_\text{out}}/\partial x_t$ (the ``B`` sequences are independent, so their
+    squared norms add) comes from one backward pass: the batch is repeated ``H`` times and copy
+    ``k`` differentiates unit ``k``. Returns ``(T,)``, zero after ``t_out`` (causality).
+    """
+    _check_matrix(xs, "xs", (None, None, None))
+    T, B, D = xs.shape
+    if not isinstance(t_out, int) or not -T <= t_out < T:
+        raise ValueError(f"t_out must be an int in [-{T}, {T}), got {t_out!r}")
+    batch_first = bool(getattr(model, "batch_first", False))
+    with torch.no_grad():
+        probe = model(xs[:1].transpose(0, 1) if batch_first else xs[:1])
+    H = (probe[0] if isinstance(probe, tuple) else probe).shape[-1]
+    rep = xs.detach().repeat(1, H, 1).requires_grad_(True)  # (T, H*B, D): copy k = rows kB..
+    out = model(rep.transpose(0, 1) if batch_first else rep)
+    out = out[0] if isinstance(out, tuple) else out
+    if batch_first:
+        out = out.transpose(0, 1)
+    h = out[t_out].reshape(H, B, H)  # [copy k, sequence b, unit j]
+    picked = h.diagonal(dim1=0, dim2=2).sum()  # sum over b of h[k, b, k]
+    (grad,) = torch.autograd.grad(picked, rep)
+    return grad.reshape(T, H, B, D).pow(2).sum(dim=(1, 2, 3)).sqrt()
+
+
+def linear_rnn_grad_norms(W_hh: torch.Tensor, T: int) -> list[float]:
+    r"""$\lVert\partial h_T/\partial h_t\rVert_2$ for $t=0,\dots,T$ in the linear RNN
+    $h_t=h_{t-1}W_{hh}^\top+x_tW_{ih}^\top$.
+
+    With PyTorch's layout the Jacobian is $W_{hh}^{\,T-t}$ whatever the inputs (its transpose in
+    the row convention), so the value at ``t`` is the spectral norm of $W_{hh}^{\,T-t}$: exactly
+    $|a|^{T-t}$ for $W_{hh}=aI$, and for large $T-t$ it grows or decays like
+    $\rho(W_{hh})^{T-t}$ (spectral radius). ``W_hh: (H, H)``;
+    returns ``T + 1`` floats, the last one 1 (``t = T``).
+    """
+    _check_matrix(W_hh, "W_hh", (None, None))
+    if W_hh.shape[0] != W_hh.shape[1]:
+        raise ValueError(f"W_hh must be square (H, H), got {tuple(W_hh.shape)}")
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    W = W_hh.detach().double()
+    power, norms = torch.eye(W.shape[0], dtype=W.dtype, device=W.device), [1.0]
+    for _ in range(T):
+        power = power @ W
+        norms.append(torch.linalg.matrix_norm(power, ord=2).item())
+    return norms[::-1]
+
+
+class CharRNNLM(torch.nn.Module):
+    """Character language model: one-hot (``emb=None``) or ``nn.Embedding`` -> ``nn.RNN`` /
+    ``nn.GRU`` / ``nn.LSTM`` (``batch_first``) -> linear layer to ``vocab_size`` logits.
+
+    ``forward(X: (B, T) int64, state=None) -> (logits: (B, T, V), state)``, ``state`` being
+    ``h: (num_layers, B, H)`` or the LSTM's ``(h, c)``; ``None`` means zeros.
+    """
+
+    _CELLS = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden: int = 128,
+        cell: str = "rnn",
+        num_layers: int = 1,
+        emb: int | None = None,
+    ):
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("hidden", hidden),
+                            ("num_layers", num_layers)):  # fmt: skip
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if cell not in self._CELLS:
+            raise ValueError(f"cell must be 'rnn', 'gru' or 'lstm', got {cell!r}")
+        if emb is not None and (not isinstance(emb, int) or emb < 1):
+            raise ValueError(f"emb must be a positive int or None (one-hot), got {emb!r}")
+        self.vocab_size, self.cell = vocab_size, cell
+        self.embedding = None if emb is None else torch.nn.Embedding(vocab_size, emb)
+        self.rnn = self._CELLS[cell](
+            vocab_size if emb is None else emb, hidden, num_layers=num_layers, batch_first=True
+        )
+        self.head = torch.nn.Linear(hidden, vocab_size)
+
+    def forward(self, X: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        if not torch.is_tensor(X) or X.dim() != 2 or X.dtype != torch.int64:
+            raise ValueError(
+                f"X must be a (B, T) int64 tensor of token ids, got "
+                f"{getattr(X, 'dtype', type(X))} {tuple(getattr(X, 'shape', ()))}"
+            )
+        if self.embedding is None:
+            inputs = torch.nn.functional.one_hot(X, self.vocab_size).to(self.head.weight.dtype)
+        else:
+            inputs = self.embedding(X)
+        outputs, state = self.rnn(inputs, state)
+        return self.head(outputs), state
+
+
+def train_lm_epoch(
+    model: torch.nn.Module,
+    batches: Any,
+    optimizer: torch.optim.Optimizer,
+    clip: float | None = 1.0,
+    reading: str = "sequential",
+) -> float:
+    r"""One epoch of truncated BPTT; returns the training perplexity $\exp(\text{mean CE})$.
+
+    ``model(X, state) -> (logits: (B, T, V), state)`` (``CharRNNLM``); ``batches`` yields
+    ``X, Y: (B, T)`` int64 (``dlcourse.text.seq_data_iter_*``), moved to the model's device.
+    Per minibatch: forward -> mean cross-entropy -> ``zero_grad`` -> backward -> clip the global
+    norm to ``clip`` (``dlcourse.optim.clip_grad_norm_``; ``None`` = no clipping) -> step. With
+    ``reading="sequential"`` the state starts at zero and is carried over, detached, from one
+    minibatch to the next; with ``"random"`` it restarts at zero for every minibatch.
+    """
+    from .optim import clip_grad_norm_
+
+    if reading not in ("sequential", "random"):
+        raise ValueError(f"reading must be 'sequential' or 'random', got {reading!r}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+    dev = next(model.parameters()).device
+    model.train()
+    state, total, count = None, 0.0, 0
+    for X, Y in batches:
+        X, Y = X.to(dev), Y.to(dev)
+        if reading == "random" or state is None:
+            state = None
+        else:
+            state = detach_state(state)  # keep the values, cut the graph of earlier batches
+        logits, state = model(X, state)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        if clip is not None:
+            clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        total, count = total + loss.item() * Y.numel(), count + Y.numel()
+    if count == 0:
+        raise ValueError("batches must yield at least one minibatch")
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def predict_chars(
+    model: torch.nn.Module, vocab: Any, prefix: str, n_new: int, warmup: bool = True
+) -> str:
+    """``prefix`` followed by ``n_new`` greedily generated characters (arg-max at each step).
+
+    ``warmup=True``: the zero state first reads the whole prefix (state updates only, its
+    predictions are ignored) and the last prefix character's output predicts the first new
+    character. ``warmup=False`` starts from the zero state with the last prefix character
+    alone, as if the rest of the prefix had not been seen. ``model(X, state)`` as for
+    ``train_lm_epoch``; ``vocab`` maps characters to ids (``vocab[list_of_chars]``) and back
+    (``vocab.to_tokens``).
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
+    if not isinstance(n_new, int) or n_new < 0:
+        raise ValueError(f"n_new must be a non-negative int, got {n_new!r}")
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    context = prefix if warmup else prefix[-1]
+    X = torch.tensor([vocab[list(context)]], dtype=torch.int64, device=dev)
+    logits, state = model(X)
+    new = []
+    for _ in range(n_new):
+        token = logits[:, -1].argmax(dim=-1, keepdim=True)  # (1, 1)
+        new.append(int(token))
+        logits, state = model(token, state)
+    model.train(was_training)
+    return prefix + "".join(vocab.to_tokens(new))

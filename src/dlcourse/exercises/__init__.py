@@ -43,6 +43,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     pooling_lenet,
     positional_encoding,
     regularization,
+    rnn,
     schedules,
     segmentation,
     stability,
