@@ -29,6 +29,7 @@ import torch
 
 __all__ = [
     "FASHION_CLASSES",
+    "digit_reversal_task",
     "digits",
     "fashion_mnist",
     "hwc_to_nchw",
@@ -41,6 +42,7 @@ __all__ = [
     "offset_copy_task",
     "permute_pixels",
     "random_shift",
+    "recall_first_task",
     "resize_center_crop",
     "sample_image",
     "shakespeare",
@@ -809,3 +811,61 @@ def permute_pixels(X: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.
     flat = X.flatten(1)
     perm = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(seed))
     return flat[:, perm.to(X.device)].reshape(X.shape), perm
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.3: LSTM, GRU and encoder-decoder models
+
+
+def _positive_ints(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def recall_first_task(
+    n: int, T: int = 30, vocab: int = 8, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthetic long-memory task: read ``T`` tokens, answer with the *first* one.
+
+    Returns ``x: (n, T)`` int64 and ``y: (n,)`` int64 with ``y = x[:, 0]``. The first token is
+    uniform in ``0..vocab-1``; the ``T - 1`` distractors after it are uniform in
+    ``vocab..2*vocab-1`` (so an input embedding needs ``2 * vocab`` rows). Chance accuracy is
+    ``1 / vocab``; the answer must be carried across ``T - 1`` steps.
+    """
+    _positive_ints(n=n, T=T, vocab=vocab)
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.randint(vocab, (n, T), generator=generator)
+    x[:, 0] = torch.randint(vocab, (n,), generator=generator)
+    return x, x[:, 0].clone()
+
+
+def digit_reversal_task(
+    n: int, min_len: int = 3, max_len: int = 10, vocab: int = 10, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Synthetic seq2seq task: reverse a string of ``vocab`` digits of random length.
+
+    Ids: ``<pad> = 0``, ``<bos> = 1``, ``<eos> = 2``, digit ``k`` -> ``k + 3`` (a vocabulary of
+    ``vocab + 3``). Lengths are uniform in ``[min_len, max_len]``. Returns right-padded tensors
+    (``L = max_len``): ``src: (n, L)``, ``src_len: (n,)``, ``tgt_in: (n, L + 1)`` =
+    ``<bos>`` + reversed digits, ``tgt_out: (n, L + 1)`` = reversed digits + ``<eos>``, padding 0
+    everywhere after the end (ignore it in the loss with ``ignore_index=0``).
+    """
+    _positive_ints(n=n, min_len=min_len, max_len=max_len, vocab=vocab)
+    if min_len > max_len:
+        raise ValueError(f"min_len must be <= max_len={max_len}, got {min_len}")
+    generator = torch.Generator().manual_seed(int(seed))
+    src_len = torch.randint(min_len, max_len + 1, (n,), generator=generator)
+    positions = torch.arange(max_len)
+    valid = positions < src_len[:, None]  # (n, L)
+    src = (torch.randint(vocab, (n, max_len), generator=generator) + 3) * valid
+    # reversed[b, t] = src[b, len_b - 1 - t] for t < len_b
+    rev_index = (src_len[:, None] - 1 - positions).clamp(min=0)
+    reversed_ = src.gather(1, rev_index) * valid
+    tgt_in = torch.zeros(n, max_len + 1, dtype=torch.long)
+    tgt_in[:, 0] = 1
+    tgt_in[:, 1:] = reversed_
+    tgt_out = torch.zeros(n, max_len + 1, dtype=torch.long)
+    tgt_out[:, :max_len] = reversed_
+    tgt_out[torch.arange(n), src_len] = 2
+    return {"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out}

@@ -19,12 +19,20 @@ import torch
 
 __all__ = [
     "CharRNNLM",
+    "GRUDecoder",
+    "GRUEncoder",
+    "Seq2Seq",
     "copy_params_from_torch",
     "detach_state",
+    "greedy_decode_seq2seq",
+    "gru_cell",
     "input_grad_norms",
+    "last_valid_output",
     "linear_rnn_grad_norms",
+    "lstm_cell",
     "predict_chars",
     "rnn_cell",
+    "rnn_param_count",
     "train_lm_epoch",
     "unroll",
 ]
@@ -321,3 +329,273 @@ def predict_chars(
         logits, state = model(token, state)
     model.train(was_training)
     return prefix + "".join(vocab.to_tokens(new))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.3: LSTM, GRU and encoder-decoder models
+
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+_GRU_CONVENTIONS = ("pytorch", "reset_before")
+
+
+def _check_gated_args(
+    gates: int,
+    x: torch.Tensor,
+    states: dict[str, torch.Tensor],
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+) -> None:
+    """Shapes of one gated step: ``x: (B, D)``, states ``(B, H)``, ``W_ih: (G*H, D)``, ..."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a (B, D) tensor, got {getattr(x, 'shape', type(x))}")
+    B, D = x.shape
+    first = next(iter(states.values()))
+    H = first.shape[-1] if isinstance(first, torch.Tensor) else -1
+    for name, s in states.items():
+        if not isinstance(s, torch.Tensor) or tuple(s.shape) != (B, H):
+            raise ValueError(f"{name} must be a (B, H) = ({B}, H) tensor, got {s.shape}")
+    expected = {"W_ih": (gates * H, D), "W_hh": (gates * H, H), "b_ih": (gates * H,)}
+    expected["b_hh"] = expected["b_ih"]
+    for name, t in (("W_ih", W_ih), ("W_hh", W_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
+        if t is None and name.startswith("b"):
+            continue
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != expected[name]:
+            raise ValueError(
+                f"{name} must have shape {expected[name]} ({gates} gates, H={H}, D={D}), "
+                f"got {getattr(t, 'shape', type(t))}"
+            )
+
+
+def _affine(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:  # v W^T + b
+    out = v @ W.T
+    return out if b is None else out + b
+
+
+def lstm_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step in PyTorch's gate order ``(i, f, g, o)``; returns ``(h_t, c_t)``.
+
+    ``[a_i, a_f, a_g, a_o] = x W_ih^T + b_ih + h W_hh^T + b_hh`` (each ``(B, H)``), then
+    ``i = sigmoid(a_i)``, ``f = sigmoid(a_f)``, ``g = tanh(a_g)`` (candidate), ``o = sigmoid(a_o)``,
+    ``c_t = f * c + i * g`` and ``h_t = o * tanh(c_t)``.
+    Shapes: ``x: (B, D)``, ``h, c: (B, H)``, ``W_ih: (4H, D)``, ``W_hh: (4H, H)``, biases ``(4H,)``;
+    the weights of ``nn.LSTM``/``nn.LSTMCell`` plug in unchanged.
+    """
+    _check_gated_args(4, x, {"h": h, "c": c}, W_ih, W_hh, b_ih, b_hh)
+    a_i, a_f, a_g, a_o = (_affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)).chunk(4, dim=-1)
+    c_t = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+    return torch.sigmoid(a_o) * torch.tanh(c_t), c_t
+
+
+def gru_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+    convention: str = "pytorch",
+) -> torch.Tensor:
+    """One GRU step with gate order ``(r, z, n)``; returns ``h_t: (B, H)``.
+
+    ``convention="pytorch"`` (``nn.GRU``, ``nn.GRUCell``; Cho et al. 2014)::
+
+        r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)      z = sigmoid(... same with _z ...)
+        n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))   reset applied AFTER the matmul
+        h_t = (1 - z) * n + z * h                           z keeps the OLD state
+
+    ``convention="reset_before"`` (the textbook form, as in many notes and D2L's first edition)::
+
+        n = tanh(x W_in^T + b_in + (r * h) W_hn^T + b_hn)   reset applied BEFORE the matmul
+        h_t = (1 - z) * h + z * n                           z takes the NEW candidate
+
+    Same parameters, different functions: the textbook form does not reproduce ``nn.GRU``.
+    Shapes: ``x: (B, D)``, ``h: (B, H)``, ``W_ih: (3H, D)``, ``W_hh: (3H, H)``, biases ``(3H,)``.
+    """
+    if convention not in _GRU_CONVENTIONS:
+        raise ValueError(f"convention must be one of {_GRU_CONVENTIONS}, got {convention!r}")
+    _check_gated_args(3, x, {"h": h}, W_ih, W_hh, b_ih, b_hh)
+    gi_r, gi_z, gi_n = _affine(x, W_ih, b_ih).chunk(3, dim=-1)
+    W_hr, W_hz, W_hn = W_hh.chunk(3, dim=0)
+    b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)
+    r = torch.sigmoid(gi_r + _affine(h, W_hr, b_hr))
+    z = torch.sigmoid(gi_z + _affine(h, W_hz, b_hz))
+    if convention == "pytorch":
+        n = torch.tanh(gi_n + r * _affine(h, W_hn, b_hn))
+        return (1 - z) * n + z * h
+    n = torch.tanh(gi_n + _affine(r * h, W_hn, b_hn))
+    return (1 - z) * h + z * n
+
+
+def rnn_param_count(
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+) -> int:
+    """Parameters of ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (with biases) from the formula.
+
+    One layer and direction with input width ``d`` has ``G [h (d + h) + 2h]`` parameters, with
+    ``G = 1, 3, 4`` for ``kind = "rnn", "gru", "lstm"``. Layer 1 reads ``d = input_size``; deeper
+    layers read ``d = h`` (``2h`` when bidirectional, the two directions concatenated).
+    """
+    if kind not in _GATES:
+        raise ValueError(f"kind must be one of {tuple(_GATES)}, got {kind!r}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("num_layers", num_layers)):  # fmt: skip
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    G, h, dirs = _GATES[kind], hidden_size, 2 if bidirectional else 1
+    total = 0
+    for layer in range(num_layers):
+        d = input_size if layer == 0 else dirs * h
+        total += dirs * G * (h * (d + h) + 2 * h)
+    return total
+
+
+def last_valid_output(
+    outputs: torch.Tensor, lengths: torch.Tensor, batch_first: bool = True
+) -> torch.Tensor:
+    """The output at each sequence's last real step: ``out[b, lengths[b] - 1]``, shape ``(B, H)``.
+
+    ``outputs: (B, T, H)`` (``(T, B, H)`` with ``batch_first=False``) from a right-padded batch;
+    ``lengths: (B,)`` integers in ``[1, T]``. For a unidirectional RNN this equals the final
+    hidden state of running each sequence alone (and ``h_n`` of a packed sequence), while
+    ``out[:, -1]`` reads padding for every sequence shorter than ``T``.
+    """
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3:
+        raise ValueError(
+            f"outputs must be a (B, T, H) tensor, got {getattr(outputs, 'shape', type(outputs))}"
+        )
+    if not batch_first:
+        outputs = outputs.transpose(0, 1)
+    B, T, H = outputs.shape
+    if not isinstance(lengths, torch.Tensor) or lengths.shape != (B,):
+        raise ValueError(
+            f"lengths must be a (B,) = ({B},) tensor, got {getattr(lengths, 'shape', lengths)}"
+        )
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
+    if B and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must lie in [1, T={T}], got {lengths.tolist()}")
+    index = (lengths.to(outputs.device).long() - 1).view(B, 1, 1).expand(B, 1, H)
+    return outputs.gather(1, index).squeeze(1)
+
+
+def _check_tokens(t: torch.Tensor, name: str) -> None:
+    if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.is_floating_point():
+        raise ValueError(
+            f"{name} must be a (B, T) integer tensor of token ids, got "
+            f"{getattr(t, 'dtype', type(t))} {tuple(getattr(t, 'shape', ()))}"
+        )
+
+
+class GRUEncoder(torch.nn.Module):
+    """Embedding + one-layer GRU over a right-padded batch ``src: (B, S)``, ``src_len: (B,)``.
+
+    ``forward`` returns ``(outputs: (B, S, H), h: (1, B, H))``: one vector per source token
+    (zeros on padding) and the state after each sequence's *last real* token (the sequences are
+    packed, so padding never enters the state). Token id 0 is the padding id.
+    """
+
+    def __init__(self, vocab_size: int, emb: int = 32, hidden: int = 64):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab_size, emb, padding_idx=0)
+        self.rnn = torch.nn.GRU(emb, hidden, batch_first=True)
+
+    def forward(
+        self, src: torch.Tensor, src_len: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_tokens(src, "src")
+        if not isinstance(src_len, torch.Tensor) or src_len.shape != (len(src),):
+            raise ValueError(f"src_len must be a (B,) = ({len(src)},) tensor of lengths")
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            self.embedding(src), src_len.cpu(), batch_first=True, enforce_sorted=False
+        )
+        outputs, h = self.rnn(packed)
+        outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(
+            outputs, batch_first=True, total_length=src.shape[1]
+        )
+        return outputs, h
+
+
+class GRUDecoder(torch.nn.Module):
+    """Embedding + one-layer GRU + linear read-out, started from the encoder's final state.
+
+    ``forward(tgt_in: (B, T), h: (1, B, H)) -> (logits: (B, T, V), h)``. In training ``tgt_in`` is
+    ``<bos>`` followed by the true target shifted right (teacher forcing); in generation it is one
+    token at a time, the model's own previous output.
+    """
+
+    def __init__(self, vocab_size: int, emb: int = 32, hidden: int = 64):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab_size, emb, padding_idx=0)
+        self.rnn = torch.nn.GRU(emb, hidden, batch_first=True)
+        self.out = torch.nn.Linear(hidden, vocab_size)
+
+    def forward(self, tgt_in: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_tokens(tgt_in, "tgt_in")
+        outputs, h = self.rnn(self.embedding(tgt_in), h)
+        return self.out(outputs), h
+
+
+class Seq2Seq(torch.nn.Module):
+    """Encoder-decoder without attention (Sutskever et al. 2014; Cho et al. 2014).
+
+    The whole source is squeezed into the encoder's final state ``h: (1, B, H)``, the decoder's
+    initial state: a fixed-size context whatever the source length.
+    ``forward(src: (B, S), src_len: (B,), tgt_in: (B, T)) -> logits: (B, T, V)``.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, decoder: torch.nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(
+        self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor
+    ) -> torch.Tensor:
+        _, h = self.encoder(src, src_len)
+        logits, _ = self.decoder(tgt_in, h)
+        return logits
+
+
+@torch.no_grad()
+def greedy_decode_seq2seq(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    bos: int,
+    eos: int,
+    max_len: int,
+    pad: int = 0,
+) -> torch.Tensor:
+    """Greedy decoding: feed ``<bos>``, then each step's argmax, until ``<eos>`` or ``max_len``.
+
+    Returns ``(B, L)`` token ids with ``L <= max_len``, the ``<eos>`` included where one was
+    produced and ``pad`` after it; decoding stops once every sequence has ended.
+    """
+    _check_tokens(src, "src")
+    if not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+    _, h = model.encoder(src, src_len)
+    token = torch.full((len(src), 1), bos, dtype=torch.long, device=src.device)
+    done = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+    out = []
+    for _ in range(max_len):
+        logits, h = model.decoder(token, h)
+        token = logits[:, -1].argmax(-1, keepdim=True)
+        out.append(token.squeeze(1).masked_fill(done, pad))
+        done |= token.squeeze(1) == eos
+        if done.all():
+            break
+    return torch.stack(out, dim=1)
