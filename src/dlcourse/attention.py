@@ -19,14 +19,20 @@ from torch import nn
 
 __all__ = [
     "AdditiveAttention",
+    "DecoderBlock",
+    "FeedForward",
+    "GPT_POSITIONS",
     "LearnedPositionalEmbedding",
     "MultiHeadAttention",
     "POSITION_KINDS",
     "PositionalSelfAttention",
     "RelativeBias",
+    "TinyGPT",
+    "TransformerBlock",
     "alibi_bias",
     "alibi_slopes",
     "attention_cost",
+    "block_param_count",
     "causal_mask",
     "masked_softmax",
     "merge_heads",
@@ -713,3 +719,318 @@ class PositionalSelfAttention(nn.Module):
             bias = self.relative(t).to(x.dtype)
         heads, weights = scaled_dot_product_attention(q, k, v, mask=bias, causal=causal)
         return m.out_proj(merge_heads(heads)), weights
+
+
+# =============================================================================================
+# Chapter 5.3: the Transformer block, the encoder-decoder block and a tiny GPT
+# =============================================================================================
+
+_ACTIVATIONS = {"relu": nn.functional.relu, "gelu": nn.functional.gelu}
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network ``FFN(x) = act(x W_1 + b_1) W_2 + b_2``.
+
+    ``x: (..., d) -> (..., d)``, applied to every token on its own (an MLP inside the block);
+    ``W_1: d x d_ff``, ``W_2: d_ff x d``, so ``2 d d_ff + d_ff + d`` parameters. ``act`` is
+    ``"relu"`` (the 2017 Transformer) or ``"gelu"`` (BERT, GPT, ViT).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        d_ff: int,
+        act: Literal["relu", "gelu"] = "gelu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        _check_positive_int(d, "d")
+        _check_positive_int(d_ff, "d_ff")
+        if act not in _ACTIVATIONS:
+            raise ValueError(f"act must be 'relu' or 'gelu', got {act!r}")
+        self.act = act
+        self.fc1 = nn.Linear(d, d_ff)
+        self.fc2 = nn.Linear(d_ff, d)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(_ACTIVATIONS[self.act](self.fc1(x))))
+
+
+def _attend(
+    mha: MultiHeadAttention,
+    x: torch.Tensor,
+    kv: torch.Tensor | None,
+    causal: bool,
+    use_rope: bool,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Output of ``mha`` (``(B, T, d)``), with RoPE applied to the queries and keys if asked."""
+    if not use_rope:
+        return mha(x, kv=kv, mask=mask, causal=causal)[0]
+    kv = x if kv is None else kv
+    q = rope(split_heads(mha.q_proj(x), mha.n_heads))  # (B, h, T_q, d_k), rotated by position
+    k = rope(split_heads(mha.k_proj(kv), mha.n_heads))
+    v = split_heads(mha.v_proj(kv), mha.n_heads)
+    heads, _ = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+    return mha.out_proj(merge_heads(heads))
+
+
+def _check_tokens(x: object, d: int, name: str = "x") -> None:
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 3 or x.shape[-1] != d:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"{name} must be a float tensor (B, T, d={d}), got {shape}")
+
+
+def _torch_activation(layer: nn.Module) -> str | None:
+    """``"relu"``/``"gelu"`` for the activation of a torch Transformer layer, else None."""
+    fn = layer.activation
+    if fn is nn.functional.relu or isinstance(fn, nn.ReLU):
+        return "relu"
+    if (fn is nn.functional.gelu or isinstance(fn, nn.GELU)) and getattr(
+        fn, "approximate", "none"
+    ) == "none":
+        return "gelu"
+    return None
+
+
+class TransformerBlock(nn.Module):
+    """Encoder-style Transformer block: self-attention and a feed-forward network, each with a
+    residual connection and a LayerNorm.
+
+    * Post-LN (``pre_norm=False``, 2017): ``x <- LN(x + MHA(x))``, ``x <- LN(x + FFN(x))``;
+    * Pre-LN (``pre_norm=True``, GPT-2 and later): ``x <- x + MHA(LN(x))``,
+      ``x <- x + FFN(LN(x))``.
+
+    ``forward(x (B, T, d), mask=None) -> (B, T, d)``; ``mask`` is boolean (``True`` = may
+    attend), broadcastable to ``(B, h, T, T)``; ``causal=True`` adds the causal mask (a GPT
+    block); ``rope=True`` rotates queries and keys with ``rope``. Parameters:
+    ``block_param_count(d, d_ff)``. ``load_from_torch`` copies an ``nn.TransformerEncoderLayer``.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        n_heads: int,
+        d_ff: int,
+        pre_norm: bool = True,
+        causal: bool = False,
+        dropout: float = 0.0,
+        act: Literal["relu", "gelu"] = "gelu",
+        rope: bool = False,
+    ):
+        super().__init__()
+        self.d, self.pre_norm, self.causal, self.rope = d, bool(pre_norm), bool(causal), rope
+        self.attn = MultiHeadAttention(d, n_heads)
+        if rope:
+            _check_even_dim(d // n_heads, "d / n_heads (RoPE rotates pairs)")
+        self.ffn = FeedForward(d, d_ff, act=act, dropout=dropout)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        _check_tokens(x, self.d)
+
+        def attn(h: torch.Tensor) -> torch.Tensor:
+            return self.drop1(_attend(self.attn, h, None, self.causal, self.rope, mask))
+
+        def ffn(h: torch.Tensor) -> torch.Tensor:
+            return self.drop2(self.ffn(h))
+
+        if self.pre_norm:
+            x = x + attn(self.norm1(x))
+            return x + ffn(self.norm2(x))
+        x = self.norm1(x + attn(x))
+        return self.norm2(x + ffn(x))
+
+    @torch.no_grad()
+    def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> TransformerBlock:
+        """Copy the weights of ``layer`` (``batch_first`` or not; same ``d``, heads, ``d_ff``,
+        norm placement and activation) so that both compute the same function in eval mode."""
+        if not isinstance(layer, nn.TransformerEncoderLayer):
+            raise TypeError(f"layer must be nn.TransformerEncoderLayer, got {type(layer).__name__}")
+        if layer.norm_first != self.pre_norm:
+            raise ValueError(
+                f"layer has norm_first={layer.norm_first} but this block has "
+                f"pre_norm={self.pre_norm}"
+            )
+        act = _torch_activation(layer)
+        if act != self.ffn.act:
+            raise ValueError(f"layer's activation is {act!r}, this block's is {self.ffn.act!r}")
+        if layer.linear1.weight.shape != self.ffn.fc1.weight.shape:
+            raise ValueError(
+                f"layer has d_ff x d = {tuple(layer.linear1.weight.shape)}, this block "
+                f"{tuple(self.ffn.fc1.weight.shape)}"
+            )
+        self.attn.load_from_torch(layer.self_attn)
+        for mine, theirs in ((self.ffn.fc1, layer.linear1), (self.ffn.fc2, layer.linear2),
+                             (self.norm1, layer.norm1), (self.norm2, layer.norm2)):  # fmt: skip
+            mine.load_state_dict(theirs.state_dict())
+        return self
+
+
+class DecoderBlock(nn.Module):
+    """Decoder block of the encoder-decoder Transformer: masked (causal) self-attention,
+    cross-attention to the encoder output, feed-forward network; each with residual + LayerNorm.
+
+    In cross-attention the **queries** come from the decoder stream ``x`` and the **keys and
+    values** from ``memory``, the final encoder output (the same for every decoder block).
+    Pre-LN: ``x <- x + SelfAttn(LN(x))``, ``x <- x + Cross(LN(x), memory)``, ``x <- x + FFN(LN(x))``
+    (Post-LN: ``x <- LN(x + Sub(x))`` each). ``forward(x (B, T, d), memory (B, S, d),
+    memory_valid_lens=None (B,)) -> (B, T, d)``; ``block_param_count(d, d_ff, cross=True)``
+    parameters; ``load_from_torch`` copies an ``nn.TransformerDecoderLayer``.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        n_heads: int,
+        d_ff: int,
+        pre_norm: bool = True,
+        dropout: float = 0.0,
+        act: Literal["relu", "gelu"] = "gelu",
+    ):
+        super().__init__()
+        self.d, self.pre_norm = d, bool(pre_norm)
+        self.self_attn = MultiHeadAttention(d, n_heads)
+        self.cross_attn = MultiHeadAttention(d, n_heads)
+        self.ffn = FeedForward(d, d_ff, act=act, dropout=dropout)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_valid_lens: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        _check_tokens(x, self.d)
+        _check_tokens(memory, self.d, "memory")
+        if memory.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"memory (B, S, d) needs x's batch size {x.shape[0]}, got {memory.shape[0]}"
+            )
+        subs = (
+            lambda h: self.self_attn(h, causal=True)[0],
+            lambda h: self.cross_attn(h, kv=memory, valid_lens=memory_valid_lens)[0],
+            self.ffn,
+        )
+        for sub, norm in zip(subs, (self.norm1, self.norm2, self.norm3), strict=True):
+            if self.pre_norm:
+                x = x + self.dropout(sub(norm(x)))
+            else:
+                x = norm(x + self.dropout(sub(x)))
+        return x
+
+    @torch.no_grad()
+    def load_from_torch(self, layer: nn.TransformerDecoderLayer) -> DecoderBlock:
+        """Copy an ``nn.TransformerDecoderLayer`` (same sizes, norm placement, activation)."""
+        if not isinstance(layer, nn.TransformerDecoderLayer):
+            raise TypeError(f"layer must be nn.TransformerDecoderLayer, got {type(layer).__name__}")
+        if layer.norm_first != self.pre_norm:
+            raise ValueError(
+                f"layer has norm_first={layer.norm_first} but this block has "
+                f"pre_norm={self.pre_norm}"
+            )
+        act = _torch_activation(layer)
+        if act != self.ffn.act:
+            raise ValueError(f"layer's activation is {act!r}, this block's is {self.ffn.act!r}")
+        self.self_attn.load_from_torch(layer.self_attn)
+        self.cross_attn.load_from_torch(layer.multihead_attn)
+        pairs = ((self.ffn.fc1, layer.linear1), (self.ffn.fc2, layer.linear2),
+                 (self.norm1, layer.norm1), (self.norm2, layer.norm2), (self.norm3, layer.norm3))  # fmt: skip
+        for mine, theirs in pairs:
+            mine.load_state_dict(theirs.state_dict())
+        return self
+
+
+def block_param_count(d: int, d_ff: int, cross: bool = False) -> int:
+    """Parameters of one Transformer block (with biases and LayerNorm affine parameters).
+
+    Encoder block: attention ``4 d^2 + 4 d`` + FFN ``2 d d_ff + d_ff + d`` + two LayerNorms
+    ``4 d``. Decoder block (``cross=True``): a second attention (cross-attention) and a third
+    LayerNorm, ``2 (4 d^2 + 4 d) + 2 d d_ff + d_ff + d + 6 d``. ``d=64, d_ff=256``: 49,984.
+    """
+    _check_positive_int(d, "d")
+    _check_positive_int(d_ff, "d_ff")
+    n_attn, n_norms = (2, 3) if cross else (1, 2)
+    return n_attn * (4 * d * d + 4 * d) + (2 * d * d_ff + d_ff + d) + n_norms * 2 * d
+
+
+GPT_POSITIONS = ("learned", "sinusoidal", "rope")
+
+
+class TinyGPT(nn.Module):
+    """A decoder-only (GPT) language model: token embedding (+ positions), ``n_layers`` causal
+    ``TransformerBlock`` s, a final LayerNorm (Pre-LN only) and a linear read-out to the vocabulary.
+
+    ``forward(ids (B, T) int64) -> logits (B, T, V)``: ``logits[:, t]`` scores the token at
+    ``t + 1`` and depends on ``ids[:, :t+1]`` only (the causal mask), so one forward pass gives
+    every next-token prediction of a sequence (teacher forcing). No sampling here: generation
+    calls ``forward`` once per new token. ``pos``: ``"learned"`` (a ``max_len x d`` table; at most
+    ``max_len`` tokens), ``"sinusoidal"`` (fixed ``sinusoidal_pe`` added to the embeddings) or
+    ``"rope"`` (queries and keys rotated in every block, nothing added). ``d_ff`` defaults to
+    ``4 d``. Weights start as in GPT-2: normal with std 0.02, zero biases.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        max_len: int = 64,
+        pos: Literal["learned", "sinusoidal", "rope"] = "learned",
+        d_ff: int | None = None,
+        pre_norm: bool = True,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        _check_positive_int(vocab_size, "vocab_size")
+        _check_positive_int(n_layers, "n_layers")
+        _check_positive_int(max_len, "max_len")
+        if pos not in GPT_POSITIONS:
+            raise ValueError(f"pos must be one of {GPT_POSITIONS}, got {pos!r}")
+        if pos == "sinusoidal":
+            _check_even_dim(d, "d")
+        self.vocab_size, self.d, self.max_len, self.pos = vocab_size, d, max_len, pos
+        self.tok_emb = nn.Embedding(vocab_size, d)
+        self.pos_emb = LearnedPositionalEmbedding(max_len, d) if pos == "learned" else None
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                d,
+                n_heads,
+                d_ff or 4 * d,
+                pre_norm=pre_norm,
+                causal=True,
+                dropout=dropout,
+                rope=pos == "rope",
+            )  # fmt: skip
+            for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d) if pre_norm else nn.Identity()
+        self.head = nn.Linear(d, vocab_size, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(ids) or ids.ndim != 2 or ids.is_floating_point():
+            raise ValueError(f"ids must be an integer tensor (B, T), got {ids!r:.60}")
+        t = ids.shape[1]
+        if self.pos == "learned" and t > self.max_len:
+            raise ValueError(f"ids has T={t} tokens, more than max_len={self.max_len}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"ids must lie in [0, vocab_size={self.vocab_size})")
+        x = self.tok_emb(ids)  # (B, T, d)
+        if self.pos == "learned":
+            x = x + self.pos_emb(torch.arange(t, device=ids.device))
+        elif self.pos == "sinusoidal":
+            x = x + sinusoidal_pe(t, self.d, dtype=x.dtype, device=x.device)
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))  # (B, T, V)

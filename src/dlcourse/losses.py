@@ -18,6 +18,7 @@ import torch
 
 __all__ = [
     "bce_with_logits",
+    "causal_lm_loss",
     "cross_entropy",
     "cross_entropy_dist",
     "dice_loss",
@@ -434,3 +435,40 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     y = target.to(p.dtype).flatten(1)
     dice = (2 * (p * y).sum(1) + eps) / (p.sum(1) + y.sum(1) + eps)
     return (1 - dice).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.3: the causal language-modelling loss (next-token cross-entropy)
+
+
+def causal_lm_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int = -100,
+    shift: bool = True,
+) -> torch.Tensor:
+    r"""Mean next-token cross-entropy of a causal language model, in nats per counted token.
+
+    ``logits: (B, T, V)``, ``labels: (B, T)`` int64. With ``shift=True`` the logits at position
+    ``t`` are scored against the label at ``t + 1`` (``labels`` are the input ids themselves):
+    $\mathcal L=-\frac{1}{n}\sum_{b,t<T-1}\log\mathrm{softmax}(z_{b,t})_{x_{b,t+1}}$, ``n`` the
+    number of counted pairs. With ``shift=False`` the labels are already the next tokens (as
+    from ``dlcourse.text.lm_batches``). Labels equal to ``ignore_index`` (padding, a prompt)
+    are not counted; if none is counted the result is NaN, as in ``F.cross_entropy``.
+    """
+    _check_floating(logits, "logits")
+    if logits.ndim != 3:
+        raise ValueError(f"logits must be (B, T, V), got shape {tuple(logits.shape)}")
+    if not torch.is_tensor(labels) or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor (B, T), got {labels!r:.60}")
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"labels must be (B, T) = {tuple(logits.shape[:2])} like logits, "
+            f"got {tuple(labels.shape)}"
+        )
+    if shift:
+        if logits.shape[1] < 2:
+            raise ValueError("logits need T >= 2 positions when shift=True (nothing to predict)")
+        logits, labels = logits[:, :-1], labels[:, 1:]  # predict token t+1 from position t
+    flat = logits.reshape(-1, logits.shape[-1])
+    return cross_entropy(flat, labels.reshape(-1).long(), ignore_index=ignore_index)

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 __all__ = [
+    "CharTokenizer",
     "NgramLM",
     "Vocab",
     "frame_signal",
+    "lm_batches",
     "ngram_counts",
     "seq_data_iter_random",
     "seq_data_iter_sequential",
@@ -388,3 +390,103 @@ def frame_signal(x: np.ndarray, win: int = 400, hop: int = 160) -> np.ndarray:
     if len(x) < win:
         raise ValueError(f"x must hold at least win={win} samples, got {len(x)}")
     return np.lib.stride_tricks.sliding_window_view(x, win)[::hop]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.3: a character tokenizer and random language-model windows for a tiny GPT
+
+
+class CharTokenizer:
+    """Characters <-> ids for a character-level language model.
+
+    Ids: first the ``specials`` (e.g. ``("<pad>", "<bos>")``, ids ``0..len(specials)-1``), then
+    every distinct character of ``text`` in sorted order. ``encode(s) -> (len,) int64`` maps
+    each character to its id; a special written out in ``s`` (``"<bos>"``) becomes its one id.
+    ``decode(ids) -> str`` inverts it, so ``decode(encode(s)) == s``. ``id_of(token)`` gives one
+    id, ``vocab_size`` the number of ids. A character not seen in ``text`` raises ``ValueError``
+    (a character vocabulary is small, so nothing is mapped to an unknown token silently).
+    """
+
+    def __init__(self, text: str, specials: Sequence[str] = ()):
+        if not isinstance(text, str) or not text:
+            raise ValueError("text must be a non-empty string (the characters to know)")
+        specials = list(specials)
+        if not all(isinstance(s, str) and s for s in specials) or len(set(specials)) != len(
+            specials
+        ):
+            raise ValueError(f"specials must be distinct non-empty strings, got {specials}")
+        chars = sorted(set(text))
+        clash = [s for s in specials if s in chars]
+        if clash:
+            raise ValueError(f"specials {clash} are also characters of text; use e.g. '<pad>'")
+        self.specials = tuple(specials)
+        self.itos: list[str] = specials + chars
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+        longest_first = sorted(specials, key=len, reverse=True)
+        self._split = (
+            re.compile("(" + "|".join(map(re.escape, longest_first)) + ")") if specials else None
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids: specials plus distinct characters."""
+        return len(self.itos)
+
+    def id_of(self, token: str) -> int:
+        """The id of one character or special token."""
+        if token not in self.stoi:
+            raise ValueError(f"token {token!r} is not in the vocabulary")
+        return self.stoi[token]
+
+    def encode(self, s: str) -> torch.Tensor:
+        """``s`` -> ``(len,)`` int64 ids; specials written in ``s`` count as one token each."""
+        if not isinstance(s, str):
+            raise TypeError(f"s must be a string, got {type(s).__name__}")
+        pieces = self._split.split(s) if self._split else [s]
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i % 2 and self._split:  # odd pieces are the specials matched by the split
+                ids.append(self.stoi[piece])
+                continue
+            unknown = sorted(set(piece) - self.stoi.keys())
+            if unknown:
+                raise ValueError(f"s contains characters not in the vocabulary: {unknown}")
+            ids.extend(self.stoi[c] for c in piece)
+        return torch.tensor(ids, dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        """``ids`` (a 1-D tensor or a list of ints) -> the string, specials written out."""
+        ids = _as_ids(ids)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"ids must lie in [0, vocab_size={self.vocab_size})")
+        return "".join(self.itos[i] for i in ids.tolist())
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size}, specials={self.specials})"
+
+
+def lm_batches(
+    ids: torch.Tensor,
+    batch_size: int,
+    block: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One minibatch of ``batch_size`` random windows of a 1-D id sequence, and its targets.
+
+    Starts ``s_b`` are uniform in ``[0, len(ids) - block - 1]``; ``x[b] = ids[s_b : s_b + block]``
+    and ``y[b] = ids[s_b + 1 : s_b + block + 1]``, both ``(batch_size, block)`` int64 on the
+    device of ``ids``: ``y[:, t]`` is the token after ``x[:, t]``, for
+    ``causal_lm_loss(model(x), y, shift=False)``.
+    """
+    ids = _as_ids(ids)  # 1-D int64, on the device it came on
+    for name, value in (("batch_size", batch_size), ("block", block)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if len(ids) < block + 1:
+        raise ValueError(f"ids must hold at least block + 1 = {block + 1} tokens, got {len(ids)}")
+    starts = torch.randint(len(ids) - block, (batch_size,), generator=generator)
+    idx = starts[:, None].to(ids.device) + torch.arange(block, device=ids.device)  # (B, block)
+    return ids[idx], ids[idx + 1]

@@ -50,6 +50,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     stability,
     style_transfer,
     tensors,
+    transformer,
 )
 from .core import *  # noqa: F403  (the public API is core's)
 
