@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     convolution,
     core,
     diffusion,
+    efficient_attention,
     generalization,
     gradient_descent,
     how_to_use,
