@@ -12,6 +12,7 @@ Conventions used throughout (the same as ``torch.nn.functional.scaled_dot_produc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -34,9 +35,18 @@ __all__ = [
     "attention_cost",
     "block_param_count",
     "causal_mask",
+    "cluster_mask",
+    "cluster_sparse_attention",
+    "elu_feature_map",
+    "kmeans_assign",
+    "linear_attention",
+    "linear_attention_recurrent",
+    "local_window_mask",
+    "lsh_buckets",
     "masked_softmax",
     "merge_heads",
     "padding_mask",
+    "random_feature_map",
     "relative_position_bucket",
     "rope",
     "scaled_dot_product_attention",
@@ -44,6 +54,8 @@ __all__ = [
     "sinusoidal_offset_rotation",
     "sinusoidal_pe",
     "split_heads",
+    "topk_attention",
+    "window_pair_count",
 ]
 
 
@@ -1034,3 +1046,268 @@ class TinyGPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))  # (B, T, V)
+
+
+# =============================================================================================
+# Chapter 5.6: efficient attention (window and top-k masks, clustered and LSH routing, linear
+# attention, random features). Dense reference kernels: they build the full n x n mask to show
+# *which* pairs are kept; real implementations reach their savings with banded, sorted or
+# chunked kernels that never form the n x n matrix.
+
+
+def local_window_mask(n: int, w: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean band ``(n, n)``: query ``i`` may attend to key ``j`` iff ``|i - j| <= w``.
+
+    Combine with ``causal_mask(n)`` (``&``) for a causal sliding window. ``w >= n - 1`` keeps
+    every pair, so windowed attention then equals full attention.
+    """
+    _check_positive_int(n, "n")
+    if not isinstance(w, int) or isinstance(w, bool) or w < 0:
+        raise ValueError(f"w must be a non-negative int (the window half-width), got {w!r}")
+    idx = torch.arange(n, device=device)
+    return (idx[:, None] - idx[None, :]).abs() <= w
+
+
+def window_pair_count(n: int, w: int) -> int:
+    """Number of ``(query, key)`` pairs in ``local_window_mask(n, w)``: ``n(2w+1) - w(w+1)``.
+
+    Each of the ``n`` rows has ``2w + 1`` keys before clipping at the two ends, where
+    ``2 (1 + 2 + ... + w) = w(w+1)`` pairs fall off. A half-width ``w >= n`` is clipped to
+    ``n - 1`` (all ``n^2`` pairs).
+    """
+    _check_positive_int(n, "n")
+    if not isinstance(w, int) or isinstance(w, bool) or w < 0:
+        raise ValueError(f"w must be a non-negative int, got {w!r}")
+    w = min(w, n - 1)
+    return n * (2 * w + 1) - w * (w + 1)
+
+
+def topk_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_keep: int, scale: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention that keeps the ``k_keep`` largest scores of each query and renormalises.
+
+    ``s = q k^T * scale`` (``1/sqrt(D)`` by default); scores outside each row's top ``k_keep``
+    get ``-inf`` *before* the softmax, so each row of weights still sums to 1. Shapes as in
+    ``scaled_dot_product_attention``; returns ``(output (..., T_q, D_v), weights)``. The full
+    ``QK^T`` is computed first: this saves no multiply-adds on the scores (only, with a sparse
+    kernel, on ``AV``). ``k_keep >= T_k`` gives full attention.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim < 2:
+            raise ValueError(f"{name} must be a floating-point tensor (..., T, D)")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"need q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v); got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    _check_positive_int(k_keep, "k_keep")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale
+    top = scores.topk(min(k_keep, scores.shape[-1]), dim=-1).indices
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, top, True)
+    weights = masked_softmax(scores, mask=keep)
+    return weights @ v, weights
+
+
+def lsh_buckets(
+    x: torch.Tensor, n_buckets: int, n_rounds: int = 1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Angular LSH of Reformer: ``bucket(x) = argmax([x R; -x R])`` for a random ``R``.
+
+    ``x: (..., T, D)``; each round draws ``R: (D, n_buckets / 2)`` with standard normal entries
+    (``n_buckets`` even). Vectors at a small angle land in the same bucket with high
+    probability. Returns ``(n_rounds, ..., T)`` long ids in ``0..n_buckets-1``. Hash queries and
+    keys with the same ``R`` (Reformer shares ``Q = K``; here: hash them in one call).
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 2:
+        raise ValueError(f"x must be a floating-point tensor (..., T, D), got {x!r:.60}")
+    _check_positive_int(n_buckets, "n_buckets")
+    _check_positive_int(n_rounds, "n_rounds")
+    if n_buckets % 2:
+        raise ValueError(
+            f"n_buckets must be even ([xR; -xR] has 2 columns per draw), got {n_buckets}"
+        )
+    R = torch.randn(n_rounds, x.shape[-1], n_buckets // 2, generator=generator, dtype=x.dtype)
+    proj = torch.einsum("...td,rdb->r...tb", x, R.to(x.device))
+    return torch.cat([proj, -proj], dim=-1).argmax(dim=-1)
+
+
+def kmeans_assign(
+    x: torch.Tensor, n_clusters: int, n_iter: int = 10, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on the rows of ``x: (T, D)``: ``(ids (T,) long, centroids (C, D))``.
+
+    Start from ``n_clusters`` distinct random rows; repeat ``n_iter`` times: assign each row to
+    its nearest centroid (squared Euclidean), move each centroid to the mean of its rows (an
+    empty cluster keeps its centroid). The returned ids are those of the final centroids.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 2:
+        raise ValueError(f"x must be a floating-point matrix (T, D), got {x!r:.60}")
+    _check_positive_int(n_clusters, "n_clusters")
+    _check_positive_int(n_iter, "n_iter")
+    if n_clusters > x.shape[0]:
+        raise ValueError(f"n_clusters must be at most T={x.shape[0]}, got {n_clusters}")
+    start = torch.randperm(x.shape[0], generator=generator)[:n_clusters].to(x.device)
+    centroids = x[start].clone()
+    for _ in range(n_iter):
+        ids = torch.cdist(x, centroids).argmin(dim=1)
+        sums = torch.zeros_like(centroids).index_add_(0, ids, x)
+        counts = torch.bincount(ids, minlength=n_clusters).to(x.dtype)[:, None]
+        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+    return torch.cdist(x, centroids).argmin(dim=1), centroids
+
+
+def cluster_mask(q_ids: torch.Tensor, k_ids: torch.Tensor) -> torch.Tensor:
+    """``M[..., i, j] = (q_ids[..., i] == k_ids[..., j])``: attend within a cluster or bucket.
+
+    ``q_ids: (..., T_q)``, ``k_ids: (..., T_k)`` integer ids -> boolean ``(..., T_q, T_k)``.
+    With several hashing rounds ``(R, ..., T)``, take ``.any(0)`` of the result (Reformer's union).
+    """
+    for name, t in (("q_ids", q_ids), ("k_ids", k_ids)):
+        if not torch.is_tensor(t) or t.is_floating_point() or t.ndim < 1:
+            raise TypeError(f"{name} must be an integer tensor (..., T)")
+    return q_ids[..., :, None] == k_ids[..., None, :]
+
+
+def cluster_sparse_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    n_clusters: int,
+    method: Literal["kmeans", "lsh"] = "kmeans",
+    n_rounds: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Content-based sparse attention: a query attends only to the keys routed with it.
+
+    ``q, k: (T, D)``, ``v: (T, D_v)``. Queries and keys are routed *together* (one k-means on
+    the stacked rows, as in the Routing Transformer, or one set of LSH rotations with
+    ``n_rounds`` rounds, as in Reformer), so that a query and a key are compared with the same
+    centroids or hyperplanes. Excluded scores get ``-inf`` before the softmax. Returns
+    ``(output (T, D_v), mask (T, T))``; a query whose cluster holds no key gets a zero output
+    (with shared ``Q = K`` every query has at least itself).
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim != 2:
+            raise ValueError(f"{name} must be a floating-point matrix (T, D)")
+    if q.shape[-1] != k.shape[-1] or k.shape[0] != v.shape[0]:
+        raise ValueError("need q (T_q, D), k (T_k, D) and v (T_k, D_v)")
+    both = torch.cat([q, k])
+    if method == "kmeans":
+        ids, _ = kmeans_assign(both, n_clusters, generator=generator)
+        mask = cluster_mask(ids[: len(q)], ids[len(q) :])
+    elif method == "lsh":
+        ids = lsh_buckets(both, n_clusters, n_rounds=n_rounds, generator=generator)
+        mask = cluster_mask(ids[:, : len(q)], ids[:, len(q) :]).any(0)
+    else:
+        raise ValueError(f"method must be 'kmeans' or 'lsh', got {method!r}")
+    out, _ = scaled_dot_product_attention(q, k, v, mask=mask)
+    return out, mask
+
+
+def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
+    """``phi(x) = elu(x) + 1``, positive everywhere (Katharopoulos et al., 2020)."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {x!r:.60}")
+    return torch.nn.functional.elu(x) + 1.0
+
+
+def _check_qkv_linear(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim < 2:
+            raise ValueError(f"{name} must be a floating-point tensor (..., T, D)")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"need q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v); got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+
+
+def linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    feature_map: Callable[[torch.Tensor], torch.Tensor] = elu_feature_map,
+    causal: bool = False,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Linear attention: the kernel ``exp(q.k/sqrt D)`` *replaced* by ``phi(q)^T phi(k)``.
+
+    ``o_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / (phi(q_i)^T sum_j phi(k_j) + eps)``.
+    Non-causal: the sums are formed once (associativity), ``O(n D D_v)`` time, no ``n x n``
+    matrix. ``causal=True``: the parallel (training) form, the masked quadratic
+    ``(M * phi(Q) phi(K)^T) V`` row-normalised, equal to ``linear_attention_recurrent``.
+    ``q: (..., T_q, D)``, ``k: (..., T_k, D)``, ``v: (..., T_k, D_v)`` -> ``(..., T_q, D_v)``.
+    """
+    _check_qkv_linear(q, k, v)
+    fq, fk = feature_map(q), feature_map(k)
+    if causal:
+        if q.shape[-2] != k.shape[-2]:
+            raise ValueError("causal linear attention needs T_q == T_k")
+        A = (fq @ fk.transpose(-2, -1)) * causal_mask(q.shape[-2], device=q.device)
+        return (A @ v) / (A.sum(-1, keepdim=True) + eps)
+    kv = fk.transpose(-2, -1) @ v  # (..., D', D_v): sum_j phi(k_j) v_j^T
+    z = fk.sum(dim=-2)  # (..., D')
+    return (fq @ kv) / ((fq * z[..., None, :]).sum(-1, keepdim=True) + eps)
+
+
+def linear_attention_recurrent(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    feature_map: Callable[[torch.Tensor], torch.Tensor] = elu_feature_map,
+    gate: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Causal linear attention as an RNN with a fixed-size state (reference loop over time).
+
+    ``S_t = G_t * S_{t-1} + phi(k_t) v_t^T`` (``(D', D_v)``), ``z_t = G_t * z_{t-1} + phi(k_t)``,
+    ``o_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + eps)``. ``gate: (..., T, D')`` (one decay per
+    feature row of ``S``, gated linear attention) or ``(..., T, 1)``; ``None`` means ``G = 1``.
+    The state has ``D' D_v`` numbers whatever the length. Shapes: ``q, k: (..., T, D)``,
+    ``v: (..., T, D_v)`` -> ``(..., T, D_v)``.
+    """
+    _check_qkv_linear(q, k, v)
+    if q.shape[-2] != k.shape[-2]:
+        raise ValueError("the recurrent form needs T_q == T_k")
+    fq, fk = feature_map(q), feature_map(k)
+    if gate is not None and (not torch.is_tensor(gate) or gate.shape[-2] != q.shape[-2]):
+        raise ValueError(f"gate must be (..., T={q.shape[-2]}, D') or (..., T, 1)")
+    S = torch.zeros(*fk.shape[:-2], fk.shape[-1], v.shape[-1], dtype=v.dtype, device=v.device)
+    z = torch.zeros(*fk.shape[:-2], fk.shape[-1], dtype=v.dtype, device=v.device)
+    outs = []
+    for t in range(q.shape[-2]):
+        if gate is not None:
+            g = gate[..., t, :]
+            S, z = g[..., :, None] * S, g * z
+        S = S + fk[..., t, :, None] * v[..., t, None, :]
+        z = z + fk[..., t, :]
+        num = (fq[..., t, :, None] * S).sum(-2)
+        outs.append(num / ((fq[..., t, :] * z).sum(-1, keepdim=True) + eps))
+    return torch.stack(outs, dim=-2)
+
+
+def random_feature_map(
+    x: torch.Tensor,
+    n_features: int,
+    generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Performer's positive random features: ``E[phi(q)^T phi(k)] = exp(q . k)``.
+
+    ``phi(x) = exp(W x - |x|^2 / 2) / sqrt(m)`` with the rows of ``W: (m, D)`` drawn from
+    ``N(0, I)`` (``m = n_features``); pass the same ``weights`` (or an identically seeded
+    ``generator``) for queries and keys. For the softmax kernel ``exp(q.k / sqrt D)`` feed
+    ``x / D**0.25``. ``x: (..., D)`` -> ``(..., m)``. Unbiased, with a variance that falls like
+    ``1/m`` and grows quickly with ``|q + k|``.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 1:
+        raise ValueError(f"x must be a floating-point tensor (..., D), got {x!r:.60}")
+    _check_positive_int(n_features, "n_features")
+    if weights is None:
+        weights = torch.randn(n_features, x.shape[-1], generator=generator, dtype=x.dtype)
+    if weights.shape != (n_features, x.shape[-1]):
+        raise ValueError(f"weights must be (n_features, D) = ({n_features}, {x.shape[-1]})")
+    proj = x @ weights.to(x.device, x.dtype).T
+    return torch.exp(proj - (x * x).sum(-1, keepdim=True) / 2) / math.sqrt(n_features)

@@ -29,9 +29,11 @@ import torch
 
 __all__ = [
     "FASHION_CLASSES",
+    "clustered_tokens",
     "digit_reversal_task",
     "digits",
     "fashion_mnist",
+    "flagged_sum_task",
     "hwc_to_nchw",
     "lagged_features",
     "load_diabetes_std",
@@ -869,3 +871,47 @@ def digit_reversal_task(
     tgt_out[:, :max_len] = reversed_
     tgt_out[torch.arange(n), src_len] = 2
     return {"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out}
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.6: efficient attention and state-space models
+
+
+def clustered_tokens(
+    n: int = 512, d: int = 16, n_clusters: int = 8, spread: float = 0.5, seed: int = 0
+) -> torch.Tensor:
+    """``n`` token vectors ``(n, d)`` drawn around ``n_clusters`` random centres.
+
+    Centres ``c ~ N(0, I_d)``; token ``i`` of cluster ``z_i`` (uniform) is ``c_{z_i} + spread *
+    eps``, ``eps ~ N(0, I_d)``. Used as shared queries and keys (``Q = K``): a token's largest
+    attention scores fall on tokens of its own cluster, which content-based routing can find.
+    """
+    for name, value in (("n", n), ("d", d), ("n_clusters", n_clusters)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not spread >= 0:
+        raise ValueError(f"spread must be >= 0, got {spread!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    centres = torch.randn(n_clusters, d, generator=generator)
+    z = torch.randint(n_clusters, (n,), generator=generator)
+    return centres[z] + spread * torch.randn(n, d, generator=generator)
+
+
+def flagged_sum_task(
+    n: int, L: int = 32, p_flag: float = 0.2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ "Sum the values whose flag is 1": ``x: (n, L, 2)`` float, ``y: (n,)`` float.
+
+    ``x[b, t] = (v_t, f_t)`` with ``v_t ~ N(0, 1)`` and ``f_t ~ Bernoulli(p_flag)``;
+    ``y[b] = sum_t f_t v_t``. The target is bilinear in (value, flag): any model that is linear
+    in its inputs can explain only the part correlated with ``sum_t v_t`` (``R^2 = p_flag``).
+    """
+    for name, value in (("n", n), ("L", L)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not 0.0 < p_flag < 1.0:
+        raise ValueError(f"p_flag must lie in (0, 1), got {p_flag!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    values = torch.randn(n, L, generator=generator)
+    flags = (torch.rand(n, L, generator=generator) < p_flag).float()
+    return torch.stack([values, flags], dim=-1), (values * flags).sum(dim=1)

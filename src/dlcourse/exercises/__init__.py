@@ -27,6 +27,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     convolution,
     core,
     diffusion,
+    efficient_attention,
     gated_rnn,
     generalization,
     gradient_descent,
