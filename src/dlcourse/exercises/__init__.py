@@ -42,6 +42,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     schedules,
     stability,
     tensors,
+    word_embeddings,
 )
 from .core import *  # noqa: F403  (the public API is core's)
 
