@@ -56,6 +56,7 @@ __all__ = [
     "three_way_split",
     "toy2d",
     "two_nn_intrinsic_dimension",
+    "two_topic_corpus",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -915,3 +916,30 @@ def flagged_sum_task(
     values = torch.randn(n, L, generator=generator)
     flags = (torch.rand(n, L, generator=generator) < p_flag).float()
     return torch.stack([values, flags], dim=-1), (values * flags).sum(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.4: a synthetic corpus for word embeddings
+
+
+def two_topic_corpus(
+    n_sent: int = 2000, vocab: int = 20, sent_len: int = 8, seed: int = 0
+) -> list[list[int]]:
+    """Sentences of token ids from two disjoint topics: ``n_sent`` lists of ``sent_len`` ids.
+
+    Words ``0 .. vocab//2 - 1`` form topic A, the others topic B. Each sentence picks a topic
+    with probability 1/2, then draws its words uniformly from that topic: words of one topic
+    share their contexts, words of different topics never meet.
+    """
+    for name, value in (("n_sent", n_sent), ("vocab", vocab), ("sent_len", sent_len)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if vocab < 4:
+        raise ValueError(f"vocab must be at least 4 (two words per topic), got {vocab}")
+    generator = torch.Generator().manual_seed(int(seed))
+    half = vocab // 2
+    topic = torch.randint(2, (n_sent, 1), generator=generator)
+    offsets = torch.where(topic == 0, 0, half)
+    sizes = torch.where(topic == 0, half, vocab - half)
+    u = torch.rand(n_sent, sent_len, generator=generator)
+    return (offsets + (u * sizes).long()).tolist()

@@ -35,6 +35,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "mae",
+    "masked_bce_with_logits",
     "mse",
     "stable_softmax",
 ]
@@ -472,3 +473,30 @@ def causal_lm_loss(
         logits, labels = logits[:, :-1], labels[:, 1:]  # predict token t+1 from position t
     flat = logits.reshape(-1, logits.shape[-1])
     return cross_entropy(flat, labels.reshape(-1).long(), ignore_index=ignore_index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4.4: word embeddings (negative sampling)
+
+
+def masked_bce_with_logits(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Per-row mean binary cross-entropy over the real (``mask == 1``) entries: ``(B,)``.
+
+    ``logits``, ``labels`` (0/1 targets) and ``mask`` (1 = real, 0 = padding) are ``(B, L)``;
+    row ``b`` gives :math:`\\sum_l m_{bl}\\,\\ell(z_{bl}, y_{bl}) / \\sum_l m_{bl}` with
+    :math:`\\ell` the loss of ``bce_with_logits``. Every row needs at least one real entry.
+    """
+    _check_floating(logits, "logits")
+    if logits.ndim != 2 or labels.shape != logits.shape or mask.shape != logits.shape:
+        raise ValueError(
+            f"logits, labels and mask must share one (B, L) shape, got {tuple(logits.shape)}, "
+            f"{tuple(labels.shape)} and {tuple(mask.shape)}"
+        )
+    mask = mask.to(logits.dtype)
+    real = mask.sum(-1)
+    if (real <= 0).any():
+        raise ValueError("mask must have at least one real (non-zero) entry in every row")
+    losses = bce_with_logits(logits, labels.to(logits.dtype), reduction="none")
+    return (losses * mask).sum(-1) / real

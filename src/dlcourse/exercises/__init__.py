@@ -52,6 +52,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     style_transfer,
     tensors,
     transformer,
+    word_embeddings,
 )
 from .core import *  # noqa: F403  (the public API is core's)
 
