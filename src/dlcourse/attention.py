@@ -151,6 +151,25 @@ def masked_softmax(
     return torch.softmax(filled, dim=dim).masked_fill(empty, 0.0)
 
 
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """``q: (..., T_q, D)``, ``k: (..., T_k, D)``, ``v: (..., T_k, D_v)``, all floating point."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not torch.is_tensor(t) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor")
+        if t.ndim < 2:
+            raise ValueError(f"{name} must be (..., T, D), got shape {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q (..., T_q, D) and k (..., T_k, D) need the same D, got {q.shape[-1]} and "
+            f"{k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k (..., T_k, D) and v (..., T_k, D_v) need the same T_k, got {k.shape[-2]} and "
+            f"{v.shape[-2]}"
+        )
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -168,21 +187,7 @@ def scaled_dot_product_attention(
     to the scores; broadcastable to ``(..., T_q, T_k)``. ``causal=True`` also applies
     ``causal_mask(T_q, T_k)``.
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not torch.is_tensor(t) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor")
-        if t.ndim < 2:
-            raise ValueError(f"{name} must be (..., T, D), got shape {tuple(t.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q (..., T_q, D) and k (..., T_k, D) need the same D, got {q.shape[-1]} and "
-            f"{k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k (..., T_k, D) and v (..., T_k, D_v) need the same T_k, got {k.shape[-2]} and "
-            f"{v.shape[-2]}"
-        )
+    _check_qkv(q, k, v)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
     keep = None
@@ -806,6 +811,24 @@ def _torch_activation(layer: nn.Module) -> str | None:
     return None
 
 
+def _check_torch_layer(block: nn.Module, layer: nn.Module, kind: type) -> None:
+    """Raise unless ``layer`` is a ``kind`` with ``block``'s norm placement, activation and FFN size."""
+    if not isinstance(layer, kind):
+        raise TypeError(f"layer must be nn.{kind.__name__}, got {type(layer).__name__}")
+    if layer.norm_first != block.pre_norm:
+        raise ValueError(
+            f"layer has norm_first={layer.norm_first} but this block has pre_norm={block.pre_norm}"
+        )
+    act = _torch_activation(layer)
+    if act != block.ffn.act:
+        raise ValueError(f"layer's activation is {act!r}, this block's is {block.ffn.act!r}")
+    if layer.linear1.weight.shape != block.ffn.fc1.weight.shape:
+        raise ValueError(
+            f"layer has d_ff x d = {tuple(layer.linear1.weight.shape)}, this block "
+            f"{tuple(block.ffn.fc1.weight.shape)}"
+        )
+
+
 class TransformerBlock(nn.Module):
     """Encoder-style Transformer block: self-attention and a feed-forward network, each with a
     residual connection and a LayerNorm.
@@ -859,21 +882,7 @@ class TransformerBlock(nn.Module):
     def load_from_torch(self, layer: nn.TransformerEncoderLayer) -> TransformerBlock:
         """Copy the weights of ``layer`` (``batch_first`` or not; same ``d``, heads, ``d_ff``,
         norm placement and activation) so that both compute the same function in eval mode."""
-        if not isinstance(layer, nn.TransformerEncoderLayer):
-            raise TypeError(f"layer must be nn.TransformerEncoderLayer, got {type(layer).__name__}")
-        if layer.norm_first != self.pre_norm:
-            raise ValueError(
-                f"layer has norm_first={layer.norm_first} but this block has "
-                f"pre_norm={self.pre_norm}"
-            )
-        act = _torch_activation(layer)
-        if act != self.ffn.act:
-            raise ValueError(f"layer's activation is {act!r}, this block's is {self.ffn.act!r}")
-        if layer.linear1.weight.shape != self.ffn.fc1.weight.shape:
-            raise ValueError(
-                f"layer has d_ff x d = {tuple(layer.linear1.weight.shape)}, this block "
-                f"{tuple(self.ffn.fc1.weight.shape)}"
-            )
+        _check_torch_layer(self, layer, nn.TransformerEncoderLayer)
         self.attn.load_from_torch(layer.self_attn)
         for mine, theirs in ((self.ffn.fc1, layer.linear1), (self.ffn.fc2, layer.linear2),
                              (self.norm1, layer.norm1), (self.norm2, layer.norm2)):  # fmt: skip
@@ -937,16 +946,7 @@ class DecoderBlock(nn.Module):
     @torch.no_grad()
     def load_from_torch(self, layer: nn.TransformerDecoderLayer) -> DecoderBlock:
         """Copy an ``nn.TransformerDecoderLayer`` (same sizes, norm placement, activation)."""
-        if not isinstance(layer, nn.TransformerDecoderLayer):
-            raise TypeError(f"layer must be nn.TransformerDecoderLayer, got {type(layer).__name__}")
-        if layer.norm_first != self.pre_norm:
-            raise ValueError(
-                f"layer has norm_first={layer.norm_first} but this block has "
-                f"pre_norm={self.pre_norm}"
-            )
-        act = _torch_activation(layer)
-        if act != self.ffn.act:
-            raise ValueError(f"layer's activation is {act!r}, this block's is {self.ffn.act!r}")
+        _check_torch_layer(self, layer, nn.TransformerDecoderLayer)
         self.self_attn.load_from_torch(layer.self_attn)
         self.cross_attn.load_from_torch(layer.multihead_attn)
         pairs = ((self.ffn.fc1, layer.linear1), (self.ffn.fc2, layer.linear2),
@@ -1093,14 +1093,7 @@ def topk_attention(
     ``QK^T`` is computed first: this saves no multiply-adds on the scores (only, with a sparse
     kernel, on ``AV``). ``k_keep >= T_k`` gives full attention.
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim < 2:
-            raise ValueError(f"{name} must be a floating-point tensor (..., T, D)")
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"need q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v); got {tuple(q.shape)}, "
-            f"{tuple(k.shape)}, {tuple(v.shape)}"
-        )
+    _check_qkv(q, k, v)
     _check_positive_int(k_keep, "k_keep")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale
@@ -1213,17 +1206,6 @@ def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.elu(x) + 1.0
 
 
-def _check_qkv_linear(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim < 2:
-            raise ValueError(f"{name} must be a floating-point tensor (..., T, D)")
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"need q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v); got {tuple(q.shape)}, "
-            f"{tuple(k.shape)}, {tuple(v.shape)}"
-        )
-
-
 def linear_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -1240,7 +1222,7 @@ def linear_attention(
     ``(M * phi(Q) phi(K)^T) V`` row-normalised, equal to ``linear_attention_recurrent``.
     ``q: (..., T_q, D)``, ``k: (..., T_k, D)``, ``v: (..., T_k, D_v)`` -> ``(..., T_q, D_v)``.
     """
-    _check_qkv_linear(q, k, v)
+    _check_qkv(q, k, v)
     fq, fk = feature_map(q), feature_map(k)
     if causal:
         if q.shape[-2] != k.shape[-2]:
@@ -1268,7 +1250,7 @@ def linear_attention_recurrent(
     The state has ``D' D_v`` numbers whatever the length. Shapes: ``q, k: (..., T, D)``,
     ``v: (..., T, D_v)`` -> ``(..., T, D_v)``.
     """
-    _check_qkv_linear(q, k, v)
+    _check_qkv(q, k, v)
     if q.shape[-2] != k.shape[-2]:
         raise ValueError("the recurrent form needs T_q == T_k")
     fq, fk = feature_map(q), feature_map(k)

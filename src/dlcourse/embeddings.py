@@ -239,14 +239,9 @@ def batchify_cbow(
 # Models
 
 
-class SkipGram(nn.Module):
-    r"""Skip-gram scores $u_o^\top v_c$: a centre table ``v`` and a context table ``u``.
-
-    ``forward(centers: (B,) or (B, 1), ctx_negs: (B, L)) -> scores: (B, L)``. With labels 1 for
-    true contexts and 0 for noise words, ``masked_bce_with_logits(scores, labels, masks)`` is the
-    negative-sampling loss. ``v.weight`` are the word vectors used afterwards. Both tables start
-    at $\mathcal N(0, 1/d)$, so first scores are of order 1.
-    """
+class _TwoTables(nn.Module):
+    r"""word2vec's two embedding tables: ``v`` for input (centre or context) words, ``u`` for
+    predicted words, both $(|V|, d)$ and drawn from $\mathcal N(0, 1/d)$."""
 
     def __init__(self, vocab_size: int, dim: int):
         super().__init__()
@@ -256,6 +251,16 @@ class SkipGram(nn.Module):
         self.u = nn.Embedding(vocab_size, dim)
         for table in (self.v, self.u):
             nn.init.normal_(table.weight, std=dim**-0.5)
+
+
+class SkipGram(_TwoTables):
+    r"""Skip-gram scores $u_o^\top v_c$: a centre table ``v`` and a context table ``u``.
+
+    ``forward(centers: (B,) or (B, 1), ctx_negs: (B, L)) -> scores: (B, L)``. With labels 1 for
+    true contexts and 0 for noise words, ``masked_bce_with_logits(scores, labels, masks)`` is the
+    negative-sampling loss. ``v.weight`` are the word vectors used afterwards. Both tables start
+    at $\mathcal N(0, 1/d)$, so first scores are of order 1.
+    """
 
     def forward(self, centers: torch.Tensor, ctx_negs: torch.Tensor) -> torch.Tensor:
         if centers.ndim == 2 and centers.shape[1] == 1:
@@ -270,22 +275,13 @@ class SkipGram(nn.Module):
         return torch.einsum("bd,bld->bl", v, u)
 
 
-class CBOW(nn.Module):
+class CBOW(_TwoTables):
     r"""CBOW scores $u_c^\top\bar v_o$ with $\bar v_o$ the mean of the context vectors.
 
     ``forward(contexts: (B, C), ctx_mask: (B, C), candidates: (B, L)) -> scores: (B, L)``; the
     mask (1 = real word) leaves padding out of the mean. Same tables as ``SkipGram``: ``v`` for
     the averaged inputs, ``u`` for the predicted centre words.
     """
-
-    def __init__(self, vocab_size: int, dim: int):
-        super().__init__()
-        if vocab_size < 1 or dim < 1:
-            raise ValueError(f"vocab_size and dim must be positive, got {vocab_size}, {dim}")
-        self.v = nn.Embedding(vocab_size, dim)
-        self.u = nn.Embedding(vocab_size, dim)
-        for table in (self.v, self.u):
-            nn.init.normal_(table.weight, std=dim**-0.5)
 
     def forward(
         self, contexts: torch.Tensor, ctx_mask: torch.Tensor, candidates: torch.Tensor

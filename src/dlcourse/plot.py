@@ -110,6 +110,17 @@ def curves(
     return ax
 
 
+def _as_image_batch(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """A float CPU tensor ``(N, H, W)`` (one channel squeezed) or ``(N, C, H, W)``."""
+    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    images = images.detach().cpu().float()
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    return images
+
+
 def image_grid(
     images: torch.Tensor | np.ndarray,
     labels: Sequence[str] | None = None,
@@ -123,12 +134,7 @@ def image_grid(
 
     ``symmetric=True`` centres the colour map on zero (for kernels and signed feature maps).
     """
-    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    images = images.detach().cpu().float()
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim not in (3, 4):
-        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    images = _as_image_batch(images)
     n = len(images)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -890,12 +896,7 @@ def show_masks(
     ``PALETTE`` (background white), the same in every panel, so a mask and a prediction can be
     compared colour for colour; ``num_classes`` defaults to the largest label + 1.
     """
-    images = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    images = images.detach().cpu().float()
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim not in (3, 4):
-        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    images = _as_image_batch(images)
     rows = {"image": images, "mask": masks} if preds is None else {
         "image": images, "mask": masks, "prediction": preds}  # fmt: skip
     for name in ("mask", "prediction"):

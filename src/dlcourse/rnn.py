@@ -93,6 +93,36 @@ def _check_matrix(t: object, name: str, shape: tuple[int | None, ...]) -> torch.
     return t
 
 
+def _check_cell_args(
+    gates: int,
+    x: torch.Tensor,
+    states: dict[str, torch.Tensor],
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+) -> None:
+    """Shapes of one step of a cell with ``G = gates`` gate blocks: ``x: (B, D)``, every state
+    ``(B, H)``, ``W_ih: (G*H, D)``, ``W_hh: (G*H, H)``, ``b_ih, b_hh: (G*H,)`` or ``None``."""
+    _check_matrix(x, "x", (None, None))
+    B, D = x.shape
+    H = None
+    for name, state in states.items():
+        _check_matrix(state, name, (B, H))
+        H = state.shape[1]
+    _check_matrix(W_ih, "W_ih", (gates * H, D))
+    _check_matrix(W_hh, "W_hh", (gates * H, H))
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None:
+            _check_matrix(b, name, (gates * H,))
+
+
+def _affine(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``v W^T + b`` (``b`` may be ``None``)."""
+    out = v @ W.T
+    return out if b is None else out + b
+
+
 def rnn_cell(
     x: torch.Tensor,
     h: torch.Tensor,
@@ -111,16 +141,8 @@ def rnn_cell(
     """
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    _check_matrix(x, "x", (None, None))
-    B, D = x.shape
-    _check_matrix(h, "h", (B, None))
-    H = h.shape[1]
-    _check_matrix(W_ih, "W_ih", (H, D))
-    _check_matrix(W_hh, "W_hh", (H, H))
-    pre = x @ W_ih.T + h @ W_hh.T
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b is not None:
-            pre = pre + _check_matrix(b, name, (H,))
+    _check_cell_args(1, x, {"h": h}, W_ih, W_hh, b_ih, b_hh)
+    pre = _affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)
     return _NONLINEARITIES[nonlinearity](pre)
 
 
@@ -338,41 +360,6 @@ _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _GRU_CONVENTIONS = ("pytorch", "reset_before")
 
 
-def _check_gated_args(
-    gates: int,
-    x: torch.Tensor,
-    states: dict[str, torch.Tensor],
-    W_ih: torch.Tensor,
-    W_hh: torch.Tensor,
-    b_ih: torch.Tensor | None,
-    b_hh: torch.Tensor | None,
-) -> None:
-    """Shapes of one gated step: ``x: (B, D)``, states ``(B, H)``, ``W_ih: (G*H, D)``, ..."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"x must be a (B, D) tensor, got {getattr(x, 'shape', type(x))}")
-    B, D = x.shape
-    first = next(iter(states.values()))
-    H = first.shape[-1] if isinstance(first, torch.Tensor) else -1
-    for name, s in states.items():
-        if not isinstance(s, torch.Tensor) or tuple(s.shape) != (B, H):
-            raise ValueError(f"{name} must be a (B, H) = ({B}, H) tensor, got {s.shape}")
-    expected = {"W_ih": (gates * H, D), "W_hh": (gates * H, H), "b_ih": (gates * H,)}
-    expected["b_hh"] = expected["b_ih"]
-    for name, t in (("W_ih", W_ih), ("W_hh", W_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
-        if t is None and name.startswith("b"):
-            continue
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != expected[name]:
-            raise ValueError(
-                f"{name} must have shape {expected[name]} ({gates} gates, H={H}, D={D}), "
-                f"got {getattr(t, 'shape', type(t))}"
-            )
-
-
-def _affine(v: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:  # v W^T + b
-    out = v @ W.T
-    return out if b is None else out + b
-
-
 def lstm_cell(
     x: torch.Tensor,
     h: torch.Tensor,
@@ -390,7 +377,7 @@ def lstm_cell(
     Shapes: ``x: (B, D)``, ``h, c: (B, H)``, ``W_ih: (4H, D)``, ``W_hh: (4H, H)``, biases ``(4H,)``;
     the weights of ``nn.LSTM``/``nn.LSTMCell`` plug in unchanged.
     """
-    _check_gated_args(4, x, {"h": h, "c": c}, W_ih, W_hh, b_ih, b_hh)
+    _check_cell_args(4, x, {"h": h, "c": c}, W_ih, W_hh, b_ih, b_hh)
     a_i, a_f, a_g, a_o = (_affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)).chunk(4, dim=-1)
     c_t = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
     return torch.sigmoid(a_o) * torch.tanh(c_t), c_t
@@ -423,7 +410,7 @@ def gru_cell(
     """
     if convention not in _GRU_CONVENTIONS:
         raise ValueError(f"convention must be one of {_GRU_CONVENTIONS}, got {convention!r}")
-    _check_gated_args(3, x, {"h": h}, W_ih, W_hh, b_ih, b_hh)
+    _check_cell_args(3, x, {"h": h}, W_ih, W_hh, b_ih, b_hh)
     gi_r, gi_z, gi_n = _affine(x, W_ih, b_ih).chunk(3, dim=-1)
     W_hr, W_hz, W_hn = W_hh.chunk(3, dim=0)
     b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)

@@ -345,7 +345,26 @@ def ssd_chunked(
     return (y_diag + y_off).reshape(b, L, h, p)
 
 
-class LTISSMLayer(nn.Module):
+class _DiagonalSSM(nn.Module):
+    """What both SSM layers share: ``d_model`` channels, each with a diagonal
+    ``A = -exp(log_A)`` of ``d_state`` entries (initialised ``-(1, 2, ..., N)``) and a skip ``D``."""
+
+    def __init__(self, d_model: int, d_state: int = 16):
+        super().__init__()
+        for name, value in (("d_model", d_model), ("d_state", d_state)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.d_model, self.d_state = d_model, d_state
+        n = torch.arange(1, d_state + 1, dtype=torch.float32)
+        self.log_A = nn.Parameter(n.log().repeat(d_model, 1))
+        self.D = nn.Parameter(torch.ones(d_model))
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not torch.is_tensor(x) or x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must be (batch, L, d_model={self.d_model}), got {x!r:.60}")
+
+
+class LTISSMLayer(_DiagonalSSM):
     """A diagonal, linear time-invariant SSM layer (S4D-Real style), run as an FFT convolution.
 
     Per channel: ``A = -exp(log_A)`` (initialised ``-(1, 2, ..., N)``), ``B``, ``C``, ``D`` and a
@@ -355,22 +374,14 @@ class LTISSMLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, d_state: int = 16):
-        super().__init__()
-        for name, value in (("d_model", d_model), ("d_state", d_state)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.d_model, self.d_state = d_model, d_state
-        n = torch.arange(1, d_state + 1, dtype=torch.float32)
-        self.log_A = nn.Parameter(n.log().repeat(d_model, 1))
+        super().__init__(d_model, d_state)
         self.B = nn.Parameter(torch.ones(d_model, d_state))
         self.C = nn.Parameter(torch.randn(d_model, d_state) / math.sqrt(d_state))
-        self.D = nn.Parameter(torch.ones(d_model))
         lo, hi = math.log(1e-3), math.log(1e-1)
         self.log_dt = nn.Parameter(lo + (hi - lo) * torch.rand(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_tensor(x) or x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must be (batch, L, d_model={self.d_model}), got {x!r:.60}")
+        self._check_input(x)
         A_bar, B_bar = discretize_zoh(
             -self.log_A.exp(), self.B, self.log_dt.exp()[:, None], diagonal=True
         )
@@ -378,7 +389,7 @@ class LTISSMLayer(nn.Module):
         return causal_conv1d_fft(x, K) + self.D * x
 
 
-class SelectiveSSMLayer(nn.Module):
+class SelectiveSSMLayer(_DiagonalSSM):
     """Mamba's selective SSM layer (without its convolution, gate and block around it).
 
     ``Delta_t = softplus(W_Delta x_t + b)``, ``B_t = W_B x_t``, ``C_t = W_C x_t`` (``N`` each), a
@@ -388,14 +399,7 @@ class SelectiveSSMLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, d_state: int = 16):
-        super().__init__()
-        for name, value in (("d_model", d_model), ("d_state", d_state)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.d_model, self.d_state = d_model, d_state
-        n = torch.arange(1, d_state + 1, dtype=torch.float32)
-        self.log_A = nn.Parameter(n.log().repeat(d_model, 1))
-        self.D = nn.Parameter(torch.ones(d_model))
+        super().__init__(d_model, d_state)
         self.to_delta = nn.Linear(d_model, d_model)
         self.to_B = nn.Linear(d_model, d_state, bias=False)
         self.to_C = nn.Linear(d_model, d_state, bias=False)
@@ -405,7 +409,6 @@ class SelectiveSSMLayer(nn.Module):
             self.to_delta.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_tensor(x) or x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x must be (batch, L, d_model={self.d_model}), got {x!r:.60}")
+        self._check_input(x)
         delta = F.softplus(self.to_delta(x))
         return selective_scan(x, delta, -self.log_A.exp(), self.to_B(x), self.to_C(x), self.D)
