@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     backpropagation,
     convolution,
     core,
+    decoding,
     diffusion,
     efficient_attention,
     gated_rnn,
