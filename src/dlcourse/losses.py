@@ -36,6 +36,7 @@ __all__ = [
     "logsumexp",
     "mae",
     "mse",
+    "nt_xent_loss",
     "stable_softmax",
 ]
 
@@ -472,3 +473,31 @@ def causal_lm_loss(
         logits, labels = logits[:, :-1], labels[:, 1:]  # predict token t+1 from position t
     flat = logits.reshape(-1, logits.shape[-1])
     return cross_entropy(flat, labels.reshape(-1).long(), ignore_index=ignore_index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.5: contrastive self-supervision (SimCLR's NT-Xent)
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """SimCLR's normalised temperature-scaled cross-entropy, symmetric over the ``2N`` views.
+
+    ``z1, z2: (N, d)``, row ``i`` of each a view of example ``i``. With ``z = [z1; z2]``
+    L2-normalised and ``s_ik = z_i . z_k / tau``, anchor ``i`` with positive ``j``:
+    ``l(i, j) = -log( exp(s_ij) / sum_{k != i} exp(s_ik) )`` (``2N - 1`` terms in the denominator:
+    the positive and ``2(N - 1)`` negatives). Returns the mean of ``l`` over all ``2N`` anchors,
+    i.e. of ``l(i, j)`` and ``l(j, i)`` over every positive pair: a scalar.
+    """
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or not z.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor (N, d)")
+    if z1.shape != z2.shape or z1.shape[0] < 2:
+        raise ValueError(f"z1 and z2 must share a shape (N >= 2, d), got {z1.shape}, {z2.shape}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    n = z1.shape[0]
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)  # (2N, d)
+    sim = z @ z.T / tau
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return torch.nn.functional.cross_entropy(sim, positive)
