@@ -99,7 +99,7 @@ def _nt_xent(answer: Any) -> str:
 
     cases = [("N=8, d=16, tau=0.5", (8, 16, 0.5, 1.0)), ("N=2", (2, 4, 0.5, 1.0)),
              ("tau=0.1", (16, 8, 0.1, 1.0)),
-             ("vectors scaled by 1000 (cosine similarity ignores length)", (8, 16, 0.5, 1000.0))]  # fmt: skip
+             ("vectors scaled by 1000 (cosines ignore length)", (8, 16, 0.5, 1000.0))]  # fmt: skip
     return over_cases(cases, one)
 
 
