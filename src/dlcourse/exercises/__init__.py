@@ -45,6 +45,7 @@ from . import (  # noqa: F401  (importing a module registers its exercises)
     policy_gradient,
     pooling_lenet,
     positional_encoding,
+    pretrained_language_models,
     regularization,
     rnn,
     schedules,
