@@ -6,13 +6,16 @@
 - ``load_minilm``: the shipped all-MiniLM-L6-v2 (a 6-layer BERT), offline only;
 - ``cls_pool``, ``mean_pool``, ``encode_texts``: sentence vectors from token states;
 - ``verbalizer_logits``: class scores of a cloze prompt (PET / LM-BFF);
-- ``bag_of_words``: count features, the baseline of the linear probes.
+- ``bag_of_words``: count features, the baseline of the linear probes;
+- ``SentenceClassifier``: an encoder, a pooling and a linear head, for fine-tuning;
+- ``sft_example``, ``sft_collate``: supervised fine-tuning examples of a causal LM, with the
+  prompt (and padding) masked out of the labels.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -22,6 +25,7 @@ from dlcourse.text import CharTokenizer, Vocab, tokenize
 
 __all__ = [
     "BERT_SPECIALS",
+    "SentenceClassifier",
     "SpecialCharTokenizer",
     "bag_of_words",
     "cls_pool",
@@ -29,6 +33,8 @@ __all__ = [
     "load_minilm",
     "mean_pool",
     "mlm_mask",
+    "sft_collate",
+    "sft_example",
     "verbalizer_logits",
 ]
 
@@ -251,3 +257,119 @@ def bag_of_words(texts: Sequence[str], vocab: Vocab) -> torch.Tensor:
         accumulate=True,
     )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning: a sequence-classification head on a pretrained encoder, and supervised
+# fine-tuning (SFT) examples of a causal language model with the prompt masked out.
+
+
+class SentenceClassifier(nn.Module):
+    """A pretrained encoder, a pooling and a linear head: ``batch -> logits (B, n_classes)``.
+
+    ``encoder`` is a Hugging Face encoder (``load_minilm``'s ``BertModel``) whose output has
+    ``last_hidden_state: (B, T, d)``; ``forward(batch)`` takes the tokenizer's batch (a mapping
+    with ``input_ids`` and ``attention_mask``, ``(B, T)``, and optionally ``token_type_ids``),
+    pools the last hidden states with ``mean_pool`` (padding excluded) or ``cls_pool`` and
+    applies ``head = nn.Linear(d, n_classes)``. The width ``d`` is read from
+    ``encoder.config.hidden_size`` unless ``hidden_size`` is given. The parameters are named
+    ``encoder.*`` and ``head.*``, for ``dlcourse.train.freeze`` and ``lr_groups``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_classes: int,
+        pooling: Literal["cls", "mean"] = "mean",
+        hidden_size: int | None = None,
+    ):
+        super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
+        if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if hidden_size is None:
+            hidden_size = getattr(getattr(encoder, "config", None), "hidden_size", None)
+        if not isinstance(hidden_size, int) or hidden_size < 1:
+            raise ValueError("hidden_size must be given when encoder has no config.hidden_size")
+        self.encoder, self.pooling = encoder, pooling
+        self.head = nn.Linear(hidden_size, n_classes)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not isinstance(batch, Mapping) or "input_ids" not in batch:
+            raise ValueError("batch must be a mapping with input_ids and attention_mask (B, T)")
+        if "attention_mask" not in batch:
+            raise ValueError("batch must hold an attention_mask (B, T): 1 = real, 0 = padding")
+        keys = ("input_ids", "attention_mask", "token_type_ids")
+        h = self.encoder(**{k: batch[k] for k in keys if k in batch}).last_hidden_state
+        pooled = cls_pool(h) if self.pooling == "cls" else mean_pool(h, batch["attention_mask"])
+        return self.head(pooled)
+
+
+def _check_ids_1d(x: object, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.dtype != torch.int64 or not len(x):
+        raise ValueError(f"{name} must be a non-empty 1-D int64 tensor of token ids")
+    return x
+
+
+def sft_example(
+    prompt_ids: torch.Tensor,
+    response_ids: torch.Tensor,
+    pad_id: int | None = None,
+    max_len: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """One supervised fine-tuning example: ``prompt_ids (P,)`` and ``response_ids (R,)`` int64
+    -> ``input_ids``, ``labels``, ``attention_mask``, each ``(n,)`` int64.
+
+    ``input_ids = prompt + response``; ``labels`` copy the ids but are ``-100`` on the ``P``
+    prompt positions, so ``dlcourse.losses.causal_lm_loss(logits, labels)`` (which shifts by
+    one and ignores ``-100``) averages only over the response tokens:
+    $\mathcal L=-\frac1R\sum_{t=P}^{P+R-1}\log p(x_t\mid x_{<t})$. With ``max_len`` the
+    sequence is cut to ``max_len`` tokens (it must exceed ``P``, so that one response token
+    survives) or right-padded with ``pad_id`` (labels ``-100``, ``attention_mask`` 0) to exactly
+    ``max_len``. Without ``max_len`` nothing is cut or padded.
+    """
+    prompt_ids = _check_ids_1d(prompt_ids, "prompt_ids")
+    response_ids = _check_ids_1d(response_ids, "response_ids").to(prompt_ids.device)
+    if pad_id is not None and (not isinstance(pad_id, int) or pad_id < 0):
+        raise ValueError(f"pad_id must be a non-negative int or None, got {pad_id!r}")
+    n_prompt = len(prompt_ids)
+    ids = torch.cat([prompt_ids, response_ids])
+    labels = ids.clone()
+    labels[:n_prompt] = -100
+    mask = torch.ones_like(ids)
+    if max_len is not None:
+        if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len <= n_prompt:
+            raise ValueError(
+                f"max_len must be an int > len(prompt_ids) = {n_prompt}, got {max_len!r}"
+            )
+        ids, labels, mask = ids[:max_len], labels[:max_len], mask[:max_len]
+        pad = max_len - len(ids)
+        if pad:
+            if pad_id is None:
+                raise ValueError(f"pad_id is needed to pad {len(ids)} tokens to max_len={max_len}")
+            ids = torch.cat([ids, ids.new_full((pad,), pad_id)])
+            labels = torch.cat([labels, labels.new_full((pad,), -100)])
+            mask = torch.cat([mask, mask.new_zeros(pad)])
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def sft_collate(
+    pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    pad_id: int,
+    max_len: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """A batch of ``sft_example`` s: ``pairs`` of ``(prompt_ids, response_ids)`` -> the three
+    tensors stacked to ``(B, T)``, right-padded with ``pad_id`` to the longest example (or cut
+    and padded to ``max_len``). Right padding is harmless for a causal model: no real token
+    attends to a later position."""
+    if isinstance(pairs, torch.Tensor) or not pairs or not all(len(p) == 2 for p in pairs):
+        raise ValueError("pairs must be a non-empty sequence of (prompt_ids, response_ids)")
+    if not isinstance(pad_id, int) or pad_id < 0:
+        raise ValueError(f"pad_id must be a non-negative int, got {pad_id!r}")
+    if max_len is None:
+        max_len = max(len(p) + len(r) for p, r in pairs)
+    examples = [sft_example(p, r, pad_id, max_len) for p, r in pairs]
+    return {k: torch.stack([e[k] for e in examples]) for k in examples[0]}

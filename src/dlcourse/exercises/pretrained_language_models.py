@@ -180,3 +180,49 @@ def _bookkeeping(answer: Any) -> str:
         raise WrongAnswerError("STS-B predicts a similarity score from 0 to 5: a regression")
     check_equal(kinds, expected, name="the task kinds", reveal=False)
     return "hidden states and GLUE"
+
+
+def _sft_reference():
+    from dlcourse.pretraining import sft_example
+
+    return sft_example
+
+
+@exercise("ex-pretraining-sft-labels", CHAPTER, solution=_sft_reference)
+def _sft_labels(answer: Any) -> str:
+    """``sft_example(prompt_ids, response_ids, pad_id, max_len) -> dict`` (padding only)."""
+    from dlcourse.pretraining import sft_example
+
+    def one(case: tuple[int, int, int]) -> None:
+        n_prompt, n_response, max_len = case
+        gen = torch.Generator().manual_seed(10 * n_prompt + n_response)
+        prompt = torch.randint(1, 20, (n_prompt,), generator=gen)
+        response = torch.randint(1, 20, (n_response,), generator=gen)
+        got = call_answer(answer, prompt, response, 0, max_len)
+        if not isinstance(got, dict) or not {"input_ids", "labels", "attention_mask"} <= set(got):
+            raise WrongAnswerError("return a dict with input_ids, labels and attention_mask")
+        expected = sft_example(prompt, response, pad_id=0, max_len=max_len)
+        ids, labels, mask = (
+            require_tensor(got[k], k) for k in ("input_ids", "labels", "attention_mask")
+        )
+        check_equal(tuple(labels.shape), (max_len,), name="labels.shape")
+        check_equal(ids.tolist(), expected["input_ids"].tolist(), name="input_ids", reveal=False)
+        check_equal(
+            mask.tolist(), expected["attention_mask"].tolist(), name="attention_mask", reveal=False
+        )
+        total = n_prompt + n_response
+        if torch.equal(labels[n_prompt - 1 : total - 1], response):
+            raise WrongAnswerError(
+                "the labels are shifted by one: keep labels aligned with input_ids "
+                "(causal_lm_loss does the shift)"
+            )
+        if (labels[:n_prompt] != -100).any():
+            raise WrongAnswerError("every prompt position must have the label -100")
+        if (labels[total:] != -100).any():
+            raise WrongAnswerError("padding positions must have the label -100 too")
+        check_equal(labels.tolist(), expected["labels"].tolist(), name="labels", reveal=False)
+
+    cases = [("prompt 4, response 3, padded to 10", (4, 3, 10)),
+             ("no padding", (5, 4, 9)), ("a one-token response", (3, 1, 6)),
+             ("a one-token prompt", (1, 5, 8))]  # fmt: skip
+    return over_cases(cases, one)
