@@ -207,3 +207,147 @@ def test_minilm_loads_offline_and_pools():
     torch.testing.assert_close(e, f, atol=1e-4, rtol=1e-4)  # padding does not change mean pooling
     with pytest.raises(ValueError, match="pooling"):
         encode_texts(tok, model, ["a"], pooling="max")
+
+
+# --- fine-tuning: SentenceClassifier, sft_example, sft_collate ---------------------------------
+
+HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+
+
+def _tiny_bert():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)  # fmt: skip
+    return BertModel(config).eval()
+
+
+@pytest.mark.skipif(not HAS_TRANSFORMERS, reason="transformers is not installed")
+def test_sentence_classifier_shapes_padding_and_frozen_backward():
+    from dlcourse.pretraining import SentenceClassifier
+    from dlcourse.train import freeze
+
+    model = SentenceClassifier(_tiny_bert(), n_classes=3).eval()
+    ids = torch.tensor([[2, 5, 6, 7, 3], [2, 8, 9, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    logits = model({"input_ids": ids, "attention_mask": mask})
+    assert logits.shape == (2, 3)
+    alone = model({"input_ids": ids[1:, :4], "attention_mask": mask[1:, :4]})
+    torch.testing.assert_close(logits[1:], alone, atol=1e-5, rtol=1e-5)  # padding ignored
+    freeze(model, lambda n: n.startswith(("encoder.encoder.layer.1.", "head.")))
+    model({"input_ids": ids, "attention_mask": mask}).sum().backward()
+    assert model.encoder.embeddings.word_embeddings.weight.grad is None
+    assert all(p.grad is None for p in model.encoder.encoder.layer[0].parameters())
+    assert model.head.weight.grad is not None
+    cls = SentenceClassifier(_tiny_bert(), n_classes=2, pooling="cls")
+    assert cls({"input_ids": ids, "attention_mask": mask}).shape == (2, 2)
+
+
+def test_sentence_classifier_bad_inputs():
+    from dlcourse.pretraining import SentenceClassifier
+
+    enc = torch.nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="hidden_size"):
+        SentenceClassifier(enc, 2)
+    with pytest.raises(ValueError, match="n_classes"):
+        SentenceClassifier(enc, 1, hidden_size=4)
+    with pytest.raises(ValueError, match="pooling"):
+        SentenceClassifier(enc, 2, pooling="max", hidden_size=4)
+    with pytest.raises(TypeError, match="encoder"):
+        SentenceClassifier("bert", 2, hidden_size=4)
+    with pytest.raises(ValueError, match="attention_mask"):
+        SentenceClassifier(enc, 2, hidden_size=4)({"input_ids": torch.zeros(1, 3).long()})
+
+
+def test_sft_example_masks_prompt_and_padding():
+    from dlcourse.pretraining import sft_example
+
+    prompt, response = torch.tensor([5, 6, 7]), torch.tensor([8, 9])
+    ex = sft_example(prompt, response, pad_id=0, max_len=7)
+    assert ex["input_ids"].tolist() == [5, 6, 7, 8, 9, 0, 0]
+    assert ex["labels"].tolist() == [-100, -100, -100, 8, 9, -100, -100]
+    assert ex["attention_mask"].tolist() == [1, 1, 1, 1, 1, 0, 0]
+    plain = sft_example(prompt, response)
+    assert plain["labels"].tolist() == [-100, -100, -100, 8, 9] and plain["attention_mask"].all()
+    cut = sft_example(prompt, response, max_len=4)
+    assert cut["input_ids"].tolist() == [5, 6, 7, 8] and cut["labels"].tolist()[-1] == 8
+
+
+def test_sft_loss_is_mean_cross_entropy_over_response_tokens():
+    from dlcourse.losses import causal_lm_loss
+    from dlcourse.pretraining import sft_collate
+
+    gen = torch.Generator().manual_seed(0)
+    pairs = [
+        (torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6])),
+        (torch.tensor([7]), torch.tensor([8, 9, 2])),
+    ]
+    batch = sft_collate(pairs, pad_id=0)
+    assert batch["input_ids"].shape == (2, 6)
+    logits = torch.randn(2, 6, 10, generator=gen, dtype=torch.float64)
+    loss = causal_lm_loss(logits, batch["labels"])
+    logp = logits.log_softmax(-1)
+    terms = [logp[0, 3, 5], logp[0, 4, 6], logp[1, 0, 8], logp[1, 1, 9], logp[1, 2, 2]]
+    torch.testing.assert_close(loss, -torch.stack(terms).mean())
+    other = batch["labels"].clone()
+    other[0, :4] = -100  # already -100: changing prompt-position logits changes nothing
+    perturbed = logits.clone()
+    perturbed[0, :3] += 10 * torch.randn(3, 10, generator=gen, dtype=torch.float64)
+    perturbed[1, 4:] += 10 * torch.randn(2, 10, generator=gen, dtype=torch.float64)  # padding
+    torch.testing.assert_close(causal_lm_loss(perturbed, other), loss)
+    changed = [(torch.tensor([1, 2, 9, 4]), torch.tensor([5, 6])), pairs[1]]
+    assert torch.equal(sft_collate(changed, pad_id=0)["labels"], batch["labels"])
+
+
+def test_sft_bad_inputs():
+    from dlcourse.pretraining import sft_collate, sft_example
+
+    p, r = torch.tensor([1, 2]), torch.tensor([3])
+    with pytest.raises(ValueError, match="prompt_ids"):
+        sft_example(torch.tensor([]).long(), r)
+    with pytest.raises(ValueError, match="response_ids"):
+        sft_example(p, torch.tensor([3.0]))
+    with pytest.raises(ValueError, match="max_len"):
+        sft_example(p, r, pad_id=0, max_len=2)
+    with pytest.raises(ValueError, match="pad_id"):
+        sft_example(p, r, max_len=5)
+    with pytest.raises(ValueError, match="pairs"):
+        sft_collate([], pad_id=0)
+
+
+def test_sft_exercise_rejects_common_mistakes():
+    def shifted(prompt, response, pad_id, max_len):
+        ids = torch.cat([prompt, response])
+        n = len(ids)
+        out = {
+            "input_ids": torch.full((max_len,), pad_id),
+            "attention_mask": torch.zeros(max_len).long(),
+        }
+        out["input_ids"][:n], out["attention_mask"][:n] = ids, 1
+        labels = torch.full((max_len,), -100)
+        labels[len(prompt) - 1 : n - 1] = response
+        out["labels"] = labels
+        return out
+
+    def pad_labelled(prompt, response, pad_id, max_len):
+        from dlcourse.pretraining import sft_example
+
+        out = sft_example(prompt, response, pad_id, max_len)
+        out["labels"] = torch.where(out["attention_mask"] == 0, pad_id, out["labels"])
+        return out
+
+    def prompt_counted(prompt, response, pad_id, max_len):
+        from dlcourse.pretraining import sft_example
+
+        out = sft_example(prompt, response, pad_id, max_len)
+        n = len(prompt) + len(response)
+        out["labels"][:n] = out["input_ids"][:n]
+        return out
+
+    with pytest.raises(WrongAnswerError, match="shifted"):
+        check("ex-pretraining-sft-labels", shifted)
+    with pytest.raises(WrongAnswerError, match="padding"):
+        check("ex-pretraining-sft-labels", pad_labelled)
+    with pytest.raises(WrongAnswerError, match="prompt"):
+        check("ex-pretraining-sft-labels", prompt_counted)

@@ -320,7 +320,7 @@ def sft_example(
     pad_id: int | None = None,
     max_len: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One supervised fine-tuning example: ``prompt_ids (P,)`` and ``response_ids (R,)`` int64
+    r"""One supervised fine-tuning example: ``prompt_ids (P,)`` and ``response_ids (R,)`` int64
     -> ``input_ids``, ``labels``, ``attention_mask``, each ``(n,)`` int64.
 
     ``input_ids = prompt + response``; ``labels`` copy the ids but are ``-100`` on the ``P``
