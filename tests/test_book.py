@@ -88,6 +88,7 @@ def test_labels_and_figure_names_are_unique_across_the_book():
         names = re.findall(r"^\(([\w-]+)\)=$", text, re.M)
         names += re.findall(r"^\s+name: (fig-[\w-]+)$", text, re.M)  # mystnb figure names
         names += re.findall(r"^:label: ([\w-]+)$", text, re.M)
+        names += re.findall(r"^\$\$ \(([\w-]+)\)$", text, re.M)  # dollar-math equation labels
         for name in names:
             if name in seen and seen[name] != chapter:
                 duplicates.append((name, seen[name], chapter))
