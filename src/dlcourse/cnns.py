@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .conv import global_pool
+from .conv import _positive_int, global_pool
 
 __all__ = [
     "BasicBlock",
@@ -35,14 +35,6 @@ __all__ = [
 ]
 
 
-def _count(value: int, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def _check_input(x: torch.Tensor, c_in: int, name: str = "x") -> None:
     if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != c_in:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
@@ -59,9 +51,9 @@ def vgg_block(num_convs: int, c_in: int, c_out: int) -> nn.Sequential:
     ``(N, c_in, H, W) -> (N, c_out, H // 2, W // 2)``. Two stacked 3x3 convolutions see a 5x5
     window with :math:`18C^2` weights instead of :math:`25C^2`.
     """
-    _count(num_convs, "num_convs")
-    _count(c_in, "c_in")
-    _count(c_out, "c_out")
+    _positive_int(num_convs, "num_convs")
+    _positive_int(c_in, "c_in")
+    _positive_int(c_out, "c_out")
     layers: list[nn.Module] = []
     for i in range(num_convs):
         layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU()]
@@ -75,8 +67,8 @@ def nin_block(c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0) 
     ``(N, c_in, H, W) -> (N, c_out, H', W')`` with ``H' = (H + 2 padding - k) // stride + 1``.
     """
     for value, name in ((c_in, "c_in"), (c_out, "c_out"), (k, "k"), (stride, "stride")):
-        _count(value, name)
-    _count(padding, "padding", 0)
+        _positive_int(value, name)
+    _positive_int(padding, "padding", 0)
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, k, stride, padding),
         nn.ReLU(),
@@ -104,12 +96,12 @@ class Inception(nn.Module):
     ) -> None:
         super().__init__()
         for value, name in ((c_in, "c_in"), (c1, "c1"), (c4, "c4")):
-            _count(value, name)
+            _positive_int(value, name)
         for pair, name in ((c2, "c2"), (c3, "c3")):
             if not isinstance(pair, tuple | list) or len(pair) != 2:
                 raise TypeError(f"{name} must be a pair (reduce, out) of ints, got {pair!r}")
-            _count(pair[0], f"{name}[0]")
-            _count(pair[1], f"{name}[1]")
+            _positive_int(pair[0], f"{name}[0]")
+            _positive_int(pair[1], f"{name}[1]")
         self.c_in = c_in
         self.b1 = nn.Sequential(nn.Conv2d(c_in, c1, 1), nn.ReLU())
         self.b2 = nn.Sequential(
@@ -170,9 +162,9 @@ class BasicBlock(nn.Module):
         zero_init: bool = False,
     ) -> None:
         super().__init__()
-        _count(c_in, "c_in")
-        _count(c_out, "c_out")
-        _count(stride, "stride")
+        _positive_int(c_in, "c_in")
+        _positive_int(c_out, "c_out")
+        _positive_int(stride, "stride")
         self.c_in, self.preact = c_in, bool(preact)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_in if preact else c_out)
@@ -204,10 +196,10 @@ class Bottleneck(nn.Module):
 
     def __init__(self, c_in: int, mid: int, stride: int = 1, expansion: int = 4) -> None:
         super().__init__()
-        _count(c_in, "c_in")
-        _count(mid, "mid")
-        _count(stride, "stride")
-        _count(expansion, "expansion")
+        _positive_int(c_in, "c_in")
+        _positive_int(mid, "mid")
+        _positive_int(stride, "stride")
+        _positive_int(expansion, "expansion")
         c_out = mid * expansion
         self.c_in = c_in
         self.body = nn.Sequential(
@@ -238,9 +230,9 @@ class DenseBlock(nn.Module):
 
     def __init__(self, num_convs: int, c_in: int, growth: int) -> None:
         super().__init__()
-        _count(num_convs, "num_convs")
-        _count(c_in, "c_in")
-        _count(growth, "growth")
+        _positive_int(num_convs, "num_convs")
+        _positive_int(c_in, "c_in")
+        _positive_int(growth, "growth")
         self.c_in = c_in
         self.layers = nn.ModuleList(
             nn.Sequential(
@@ -264,8 +256,8 @@ def transition_block(c_in: int, c_out: int) -> nn.Sequential:
 
     ``(N, c_in, H, W) -> (N, c_out, H // 2, W // 2)``.
     """
-    _count(c_in, "c_in")
-    _count(c_out, "c_out")
+    _positive_int(c_in, "c_in")
+    _positive_int(c_out, "c_out")
     return nn.Sequential(
         nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, c_out, 1), nn.AvgPool2d(2, 2)
     )
@@ -283,8 +275,8 @@ class SEBlock(nn.Module):
 
     def __init__(self, c: int, r: int = 16) -> None:
         super().__init__()
-        _count(c, "c")
-        _count(r, "r")
+        _positive_int(c, "c")
+        _positive_int(r, "r")
         if c // r < 1:
             raise ValueError(f"r must be <= c so that c // r >= 1, got c={c}, r={r}")
         self.c = c
@@ -310,8 +302,8 @@ class FPNTopDown(nn.Module):
         if len(in_channels) < 1:
             raise ValueError("in_channels must hold at least one channel count")
         for i, c in enumerate(in_channels):
-            _count(c, f"in_channels[{i}]")
-        _count(out_ch, "out_ch")
+            _positive_int(c, f"in_channels[{i}]")
+        _positive_int(out_ch, "out_ch")
         self.in_channels = tuple(in_channels)
         self.lateral = nn.ModuleList(nn.Conv2d(c, out_ch, 1) for c in in_channels)
 
@@ -346,7 +338,7 @@ def build_alexnet(
     splits conv2, conv4 and conv5 into two groups, as the two GPUs of the paper did.
     ``variant="torchvision"``: the single-GPU 64-192-384-256-256 variant (no LRN, no groups).
     """
-    _count(n_classes, "n_classes")
+    _positive_int(n_classes, "n_classes")
     if variant == "torchvision":
         widths, pad1, lrn, groups = (64, 192, 384, 256, 256), 2, False, 1
     elif variant == "original":
@@ -400,7 +392,7 @@ def build_vgg(cfg: str = "16", n_classes: int = 1000) -> nn.Sequential:
     (224 -> 7), then 512*7*7 = 25088 -> 4096 -> 4096 -> n_classes with ReLU and dropout."""
     if cfg not in VGG_CONFIGS:
         raise ValueError(f"cfg must be one of {sorted(VGG_CONFIGS)}, got {cfg!r}")
-    _count(n_classes, "n_classes")
+    _positive_int(n_classes, "n_classes")
     blocks, c_in = [], 3
     for num_convs, c_out in VGG_CONFIGS[cfg]:
         blocks.append(vgg_block(num_convs, c_in, c_out))
@@ -437,7 +429,7 @@ def build_resnet(depth: Literal[18, 34, 50, 101, 152] = 50, n_classes: int = 100
     """
     if depth not in _RESNET_LAYERS:
         raise ValueError(f"depth must be one of {sorted(_RESNET_LAYERS)}, got {depth!r}")
-    _count(n_classes, "n_classes")
+    _positive_int(n_classes, "n_classes")
     kind, counts = _RESNET_LAYERS[depth]
     layers: list[nn.Module] = [
         nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
@@ -475,8 +467,8 @@ class ResNetSmall(nn.Module):
         blocks: Sequence[int] = (1, 1, 1),
     ) -> None:
         super().__init__()
-        _count(in_ch, "in_ch")
-        _count(n_classes, "n_classes")
+        _positive_int(in_ch, "in_ch")
+        _positive_int(n_classes, "n_classes")
         if len(widths) != len(blocks) or len(widths) < 1:
             raise ValueError(
                 f"widths and blocks must be non-empty and of equal length, got "
@@ -490,8 +482,8 @@ class ResNetSmall(nn.Module):
         )
         stages, c_in = [], widths[0]
         for s, (width, count) in enumerate(zip(widths, blocks, strict=True)):
-            _count(width, f"widths[{s}]")
-            _count(count, f"blocks[{s}]")
+            _positive_int(width, f"widths[{s}]")
+            _positive_int(count, f"blocks[{s}]")
             for i in range(count):
                 stages.append(BasicBlock(c_in, width, 2 if s > 0 and i == 0 else 1))
                 c_in = width

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .decoding import generate
+
 __all__ = [
     "CharRNNLM",
     "GRUDecoder",
@@ -332,25 +334,17 @@ def predict_chars(
     character. ``warmup=False`` starts from the zero state with the last prefix character
     alone, as if the rest of the prefix had not been seen. ``model(X, state)`` as for
     ``train_lm_epoch``; ``vocab`` maps characters to ids (``vocab[list_of_chars]``) and back
-    (``vocab.to_tokens``).
+    (``vocab.to_tokens``). The decoding itself is ``dlcourse.decoding.generate`` (greedy).
     """
     if not isinstance(prefix, str) or not prefix:
         raise ValueError(f"prefix must be a non-empty string, got {prefix!r}")
     if not isinstance(n_new, int) or n_new < 0:
         raise ValueError(f"n_new must be a non-negative int, got {n_new!r}")
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    context = prefix if warmup else prefix[-1]
-    X = torch.tensor([vocab[list(context)]], dtype=torch.int64, device=dev)
-    logits, state = model(X)
-    new = []
-    for _ in range(n_new):
-        token = logits[:, -1].argmax(dim=-1, keepdim=True)  # (1, 1)
-        new.append(int(token))
-        logits, state = model(token, state)
-    model.train(was_training)
-    return prefix + "".join(vocab.to_tokens(new))
+    if n_new == 0:
+        return prefix
+    context = vocab[list(prefix if warmup else prefix[-1])]
+    ids = generate(model, context, n_new, strategy="greedy")
+    return prefix + "".join(vocab.to_tokens(ids[len(context) :].tolist()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .conv import _positive_int
+
 __all__ = [
     "TinyUNet",
     "UpBlock",
@@ -33,14 +35,6 @@ SHAPE_NAMES = ("background", "disc", "rectangle", "triangle")
 
 # ---------------------------------------------------------------------------------------------
 # Data
-
-
-def _check_int(value: int, name: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def shapes_segmentation(
@@ -62,9 +56,9 @@ def shapes_segmentation(
     inequalities that drew the shapes (``(y - c_y)^2 + (x - c_x)^2 <= r^2`` for a disc), so they
     are exact, with no anti-aliasing or annotation error.
     """
-    n = _check_int(n, "n", 1)
-    size = _check_int(size, "size", 8)
-    max_shapes = _check_int(max_shapes, "max_shapes", 1)
+    n = _positive_int(n, "n", 1)
+    size = _positive_int(size, "size", 8)
+    max_shapes = _positive_int(max_shapes, "max_shapes", 1)
     if n_classes not in (2, 4):
         raise ValueError(f"n_classes must be 2 (foreground/background) or 4, got {n_classes!r}")
     if not noise >= 0:
@@ -118,7 +112,7 @@ def random_crop_pair(
         raise ValueError(
             f"mask must have the image's height and width {(h, w)}, got {tuple(mask.shape)}"
         )
-    size = _check_int(size, "size", 1)
+    size = _positive_int(size, "size", 1)
     if size > min(h, w):
         raise ValueError(f"size ({size}) must be at most the image's height and width {(h, w)}")
     i = int(torch.randint(h - size + 1, (1,), generator=generator))
@@ -184,7 +178,7 @@ def per_class_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) ->
     ``FP = M.sum(0) - TP``, ``FN = M.sum(1) - TP``.
     """
     _check_labels(pred, target)
-    num_classes = _check_int(num_classes, "num_classes", 1)
+    num_classes = _positive_int(num_classes, "num_classes", 1)
     for name, t in (("pred", pred), ("target", target)):
         if t.min() < 0 or t.max() >= num_classes:
             raise ValueError(f"{name} labels must lie in [0, num_classes={num_classes})")
@@ -233,8 +227,8 @@ class UpBlock(nn.Module):
 
     def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
         super().__init__()
-        self.c_skip = _check_int(c_skip, "c_skip", 0)
-        self.up = nn.ConvTranspose2d(_check_int(c_in, "c_in", 1), _check_int(c_out, "c_out", 1),
+        self.c_skip = _positive_int(c_skip, "c_skip", 0)
+        self.up = nn.ConvTranspose2d(_positive_int(c_in, "c_in", 1), _positive_int(c_out, "c_out", 1),
                                      kernel_size=2, stride=2)  # fmt: skip
         self.conv = double_conv(c_out + c_skip, c_out)
 
@@ -265,10 +259,10 @@ class TinyUNet(nn.Module):
         self, in_ch: int = 1, out_ch: int = 1, base: int = 8, levels: int = 2, skip: bool = True
     ) -> None:
         super().__init__()
-        self.levels = _check_int(levels, "levels", 1)
-        widths = [_check_int(base, "base", 1) * 2**i for i in range(levels + 1)]
+        self.levels = _positive_int(levels, "levels", 1)
+        widths = [_positive_int(base, "base", 1) * 2**i for i in range(levels + 1)]
         self.down = nn.ModuleList(
-            [double_conv(_check_int(in_ch, "in_ch", 1), widths[0])]
+            [double_conv(_positive_int(in_ch, "in_ch", 1), widths[0])]
             + [double_conv(widths[i], widths[i + 1]) for i in range(levels)]
         )
         self.pool = nn.MaxPool2d(2)
@@ -278,7 +272,7 @@ class TinyUNet(nn.Module):
                 for i in reversed(range(levels))
             ]
         )
-        self.head = nn.Conv2d(widths[0], _check_int(out_ch, "out_ch", 1), kernel_size=1)
+        self.head = nn.Conv2d(widths[0], _positive_int(out_ch, "out_ch", 1), kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[2] % 2**self.levels or x.shape[3] % 2**self.levels:
