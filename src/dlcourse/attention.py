@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .conv import _positive_int
+
 __all__ = [
     "AdditiveAttention",
     "DecoderBlock",
@@ -415,14 +417,8 @@ def attention_cost(
 # =============================================================================================
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_even_dim(d: object, name: str) -> int:
-    _check_positive_int(d, name)
+    _positive_int(d, name)
     if d % 2:
         raise ValueError(f"{name} must be even (features come in (sin, cos) pairs), got {d}")
     return d
@@ -460,7 +456,7 @@ def sinusoidal_pe(
     concatenated instead of interleaved): its columns are a permutation of these, so both are
     kept and ``tests/test_positional.py`` checks that relation.
     """
-    _check_positive_int(n, "n")
+    _positive_int(n, "n")
     _check_even_dim(d, "d")
     angles = _sinusoid_angles(torch.arange(n, device=device), d, base)  # (n, d/2)
     pe = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (n, d/2, 2): (sin, cos) pairs
@@ -496,8 +492,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d: int):
         super().__init__()
-        _check_positive_int(max_len, "max_len")
-        _check_positive_int(d, "d")
+        _positive_int(max_len, "max_len")
+        _positive_int(d, "d")
         self.max_len, self.d = max_len, d
         self.table = nn.Embedding(max_len, d)
         nn.init.normal_(self.table.weight, std=0.02)  # the GPT-2 / BERT initialisation
@@ -560,7 +556,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     ``P`` the largest power of two below ``H``: the ``P`` slopes of ``P`` heads, followed by
     the first ``H - P`` of every other slope for ``2P`` heads (``m_1, m_3, m_5, ...``).
     """
-    _check_positive_int(n_heads, "n_heads")
+    _positive_int(n_heads, "n_heads")
 
     def power_of_two(h: int) -> torch.Tensor:
         return 2.0 ** (-8.0 * torch.arange(1, h + 1, dtype=torch.float64) / h)
@@ -582,7 +578,7 @@ def alibi_bias(
     sets the entries ``j > i`` to ``-inf`` (the causal mask folded in); ``causal=False`` gives
     the symmetric ``-m_h |i - j|`` used by bidirectional variants.
     """
-    _check_positive_int(n, "n")
+    _positive_int(n, "n")
     slopes = alibi_slopes(n_heads).to(device)
     idx = torch.arange(n, device=device)
     minus_distance = -(idx[:, None] - idx[None, :]).abs().float()  # -|i - j| (0.0, not -0.0)
@@ -608,8 +604,8 @@ def relative_position_bucket(
     """
     if not torch.is_tensor(rel) or rel.is_floating_point() or rel.is_complex():
         raise TypeError(f"rel must be an integer tensor, got {rel!r:.60}")
-    _check_positive_int(num_buckets, "num_buckets")
-    _check_positive_int(max_distance, "max_distance")
+    _positive_int(num_buckets, "num_buckets")
+    _positive_int(max_distance, "max_distance")
     rel = rel.long()
     offset = torch.zeros_like(rel)
     if bidirectional:
@@ -652,7 +648,7 @@ class RelativeBias(nn.Module):
         bidirectional: bool = True,
     ):
         super().__init__()
-        _check_positive_int(n_heads, "n_heads")
+        _positive_int(n_heads, "n_heads")
         zero = torch.zeros(1, dtype=torch.long)
         relative_position_bucket(zero, num_buckets, max_distance, bidirectional)  # validates
         self.n_heads, self.num_buckets = n_heads, num_buckets
@@ -661,8 +657,8 @@ class RelativeBias(nn.Module):
         nn.init.zeros_(self.bias.weight)
 
     def forward(self, n_q: int, n_k: int | None = None) -> torch.Tensor:
-        _check_positive_int(n_q, "n_q")
-        n_k = n_q if n_k is None else _check_positive_int(n_k, "n_k")
+        _positive_int(n_q, "n_q")
+        n_k = n_q if n_k is None else _positive_int(n_k, "n_k")
         dev = self.bias.weight.device
         rel = torch.arange(n_k, device=dev)[None, :] - torch.arange(n_q, device=dev)[:, None]
         buckets = relative_position_bucket(
@@ -761,8 +757,8 @@ class FeedForward(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        _check_positive_int(d, "d")
-        _check_positive_int(d_ff, "d_ff")
+        _positive_int(d, "d")
+        _positive_int(d_ff, "d_ff")
         if act not in _ACTIVATIONS:
             raise ValueError(f"act must be 'relu' or 'gelu', got {act!r}")
         self.act = act
@@ -963,8 +959,8 @@ def block_param_count(d: int, d_ff: int, cross: bool = False) -> int:
     ``4 d``. Decoder block (``cross=True``): a second attention (cross-attention) and a third
     LayerNorm, ``2 (4 d^2 + 4 d) + 2 d d_ff + d_ff + d + 6 d``. ``d=64, d_ff=256``: 49,984.
     """
-    _check_positive_int(d, "d")
-    _check_positive_int(d_ff, "d_ff")
+    _positive_int(d, "d")
+    _positive_int(d_ff, "d_ff")
     n_attn, n_norms = (2, 3) if cross else (1, 2)
     return n_attn * (4 * d * d + 4 * d) + (2 * d * d_ff + d_ff + d) + n_norms * 2 * d
 
@@ -998,9 +994,9 @@ class TinyGPT(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        _check_positive_int(vocab_size, "vocab_size")
-        _check_positive_int(n_layers, "n_layers")
-        _check_positive_int(max_len, "max_len")
+        _positive_int(vocab_size, "vocab_size")
+        _positive_int(n_layers, "n_layers")
+        _positive_int(max_len, "max_len")
         if pos not in GPT_POSITIONS:
             raise ValueError(f"pos must be one of {GPT_POSITIONS}, got {pos!r}")
         if pos == "sinusoidal":
@@ -1061,7 +1057,7 @@ def local_window_mask(n: int, w: int, device: torch.device | str | None = None) 
     Combine with ``causal_mask(n)`` (``&``) for a causal sliding window. ``w >= n - 1`` keeps
     every pair, so windowed attention then equals full attention.
     """
-    _check_positive_int(n, "n")
+    _positive_int(n, "n")
     if not isinstance(w, int) or isinstance(w, bool) or w < 0:
         raise ValueError(f"w must be a non-negative int (the window half-width), got {w!r}")
     idx = torch.arange(n, device=device)
@@ -1075,7 +1071,7 @@ def window_pair_count(n: int, w: int) -> int:
     ``2 (1 + 2 + ... + w) = w(w+1)`` pairs fall off. A half-width ``w >= n`` is clipped to
     ``n - 1`` (all ``n^2`` pairs).
     """
-    _check_positive_int(n, "n")
+    _positive_int(n, "n")
     if not isinstance(w, int) or isinstance(w, bool) or w < 0:
         raise ValueError(f"w must be a non-negative int, got {w!r}")
     w = min(w, n - 1)
@@ -1094,7 +1090,7 @@ def topk_attention(
     kernel, on ``AV``). ``k_keep >= T_k`` gives full attention.
     """
     _check_qkv(q, k, v)
-    _check_positive_int(k_keep, "k_keep")
+    _positive_int(k_keep, "k_keep")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale
     top = scores.topk(min(k_keep, scores.shape[-1]), dim=-1).indices
@@ -1115,8 +1111,8 @@ def lsh_buckets(
     """
     if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 2:
         raise ValueError(f"x must be a floating-point tensor (..., T, D), got {x!r:.60}")
-    _check_positive_int(n_buckets, "n_buckets")
-    _check_positive_int(n_rounds, "n_rounds")
+    _positive_int(n_buckets, "n_buckets")
+    _positive_int(n_rounds, "n_rounds")
     if n_buckets % 2:
         raise ValueError(
             f"n_buckets must be even ([xR; -xR] has 2 columns per draw), got {n_buckets}"
@@ -1137,8 +1133,8 @@ def kmeans_assign(
     """
     if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 2:
         raise ValueError(f"x must be a floating-point matrix (T, D), got {x!r:.60}")
-    _check_positive_int(n_clusters, "n_clusters")
-    _check_positive_int(n_iter, "n_iter")
+    _positive_int(n_clusters, "n_clusters")
+    _positive_int(n_iter, "n_iter")
     if n_clusters > x.shape[0]:
         raise ValueError(f"n_clusters must be at most T={x.shape[0]}, got {n_clusters}")
     start = torch.randperm(x.shape[0], generator=generator)[:n_clusters].to(x.device)
@@ -1286,7 +1282,7 @@ def random_feature_map(
     """
     if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 1:
         raise ValueError(f"x must be a floating-point tensor (..., D), got {x!r:.60}")
-    _check_positive_int(n_features, "n_features")
+    _positive_int(n_features, "n_features")
     if weights is None:
         weights = torch.randn(n_features, x.shape[-1], generator=generator, dtype=x.dtype)
     if weights.shape != (n_features, x.shape[-1]):

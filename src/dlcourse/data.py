@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .conv import _positive_int
+
 __all__ = [
     "FASHION_CLASSES",
     "clustered_tokens",
@@ -822,26 +824,20 @@ def permute_pixels(X: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.
 # Chapter 4.3: LSTM, GRU and encoder-decoder models
 
 
-def _positive_ints(**values: object) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def recall_first_task(
     n: int, T: int = 30, vocab: int = 8, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic long-memory task: read ``T`` tokens, answer with the *first* one.
 
-    Returns ``x: (n, T)`` int64 and ``y: (n,)`` int64 with ``y = x[:, 0]``. The first token is
-    uniform in ``0..vocab-1``; the ``T - 1`` distractors after it are uniform in
-    ``vocab..2*vocab-1`` (so an input embedding needs ``2 * vocab`` rows). Chance accuracy is
-    ``1 / vocab``; the answer must be carried across ``T - 1`` steps.
+    Returns ``x: (n, T)`` int64 and ``y: (n,)`` int64 with ``y = x[:, 0]``. Every token, the
+    first and the ``T - 1`` distractors after it, is uniform in ``0..vocab-1``, so nothing but
+    its position marks the answer. Chance accuracy is ``1 / vocab``; the answer must be carried
+    across ``T - 1`` steps.
     """
-    _positive_ints(n=n, T=T, vocab=vocab)
+    for name, value in dict(n=n, T=T, vocab=vocab).items():
+        _positive_int(value, name)
     generator = torch.Generator().manual_seed(int(seed))
     x = torch.randint(vocab, (n, T), generator=generator)
-    x[:, 0] = torch.randint(vocab, (n,), generator=generator)
     return x, x[:, 0].clone()
 
 
@@ -856,7 +852,8 @@ def digit_reversal_task(
     ``<bos>`` + reversed digits, ``tgt_out: (n, L + 1)`` = reversed digits + ``<eos>``, padding 0
     everywhere after the end (ignore it in the loss with ``ignore_index=0``).
     """
-    _positive_ints(n=n, min_len=min_len, max_len=max_len, vocab=vocab)
+    for name, value in dict(n=n, min_len=min_len, max_len=max_len, vocab=vocab).items():
+        _positive_int(value, name)
     if min_len > max_len:
         raise ValueError(f"min_len must be <= max_len={max_len}, got {min_len}")
     generator = torch.Generator().manual_seed(int(seed))

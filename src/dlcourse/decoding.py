@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import torch
 
+from .conv import _positive_int
+
 __all__ = [
     "ToyLM",
     "apply_temperature",
@@ -42,11 +44,6 @@ __all__ = [
 StepFn = Callable[[list[int]], torch.Tensor]
 
 
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 def _check_prefix(bos: Any, name: str = "bos") -> list[int]:
     if torch.is_tensor(bos):
         if bos.ndim != 1 or bos.is_floating_point():
@@ -61,7 +58,7 @@ def _check_prefix(bos: Any, name: str = "bos") -> list[int]:
 
 def _check_eos(eos: Any) -> None:
     if eos is not None:
-        _check_int(eos, "eos", 0)
+        _positive_int(eos, "eos", 0)
 
 
 def _log_probs(step_fn: StepFn, prefix: list[int]) -> torch.Tensor:
@@ -102,10 +99,10 @@ class ToyLM:
         if len(sizes) != 1:
             raise ValueError(f"table rows must all have the same length V, got lengths {sizes}")
         self.vocab_size = sizes.pop()
-        _check_int(eos, "eos", 0)
+        _positive_int(eos, "eos", 0)
         if eos >= self.vocab_size:
             raise ValueError(f"eos must be < V={self.vocab_size}, got {eos}")
-        _check_int(max_len, "max_len", 1)
+        _positive_int(max_len, "max_len", 1)
         self.eos, self.max_len = eos, max_len
         self.table = {}
         for key, row in table.items():
@@ -151,7 +148,7 @@ def greedy_decode(
     """
     prefix = _check_prefix(bos)
     _check_eos(eos)
-    _check_int(max_len, "max_len", 1)
+    _positive_int(max_len, "max_len", 1)
     new, score = [], 0.0
     for _ in range(max_len):
         logp = _log_probs(step_fn, prefix + new)
@@ -187,8 +184,8 @@ def beam_search(
     """
     prefix = _check_prefix(bos)
     _check_eos(eos)
-    _check_int(beam_width, "beam_width", 1)
-    _check_int(max_len, "max_len", 1)
+    _positive_int(beam_width, "beam_width", 1)
+    _positive_int(max_len, "max_len", 1)
     if not (isinstance(length_penalty, int | float) and length_penalty >= 0):
         raise ValueError(f"length_penalty must be a number >= 0, got {length_penalty!r}")
     live: list[tuple[list[int], float]] = [([], 0.0)]
@@ -234,7 +231,7 @@ def exhaustive_best(
     """
     prefix = _check_prefix(bos)
     _check_eos(eos)
-    _check_int(max_len, "max_len", 1)
+    _positive_int(max_len, "max_len", 1)
     best: tuple[list[int], float] | None = None
 
     def visit(seq: list[int], score: float) -> None:
@@ -292,7 +289,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     ``k >= V`` keeps everything.
     """
     logits = _check_logits(logits)
-    _check_int(k, "k", 1)
+    _positive_int(k, "k", 1)
     if k >= logits.shape[-1]:
         return logits.clone()
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
@@ -451,7 +448,7 @@ def generate(
     stops early at ``eos`` when one is given. A module is put in eval mode while generating.
     """
     prompt = _check_prefix(prompt_ids, "prompt_ids")
-    _check_int(max_new, "max_new", 1)
+    _positive_int(max_new, "max_new", 1)
     _check_eos(eos)
     if strategy not in ("greedy", "beam", "sample"):
         raise ValueError(f"strategy must be 'greedy', 'beam' or 'sample', got {strategy!r}")
@@ -492,7 +489,7 @@ def distinct_n(ids: Sequence[int] | torch.Tensor, n: int = 2) -> float:
     r"""Share of distinct n-grams: $\#\{\text{distinct n-grams}\}/\#\{\text{n-grams}\}$, in
     $(0, 1]$; 1 means no n-gram occurs twice. Needs at least ``n`` ids."""
     ids = _check_prefix(ids, "ids")
-    _check_int(n, "n", 1)
+    _positive_int(n, "n", 1)
     if len(ids) < n:
         raise ValueError(f"ids must hold at least n={n} ids, got {len(ids)}")
     grams = list(zip(*(ids[i:] for i in range(n)), strict=False))
