@@ -202,3 +202,16 @@ def test_exercise_checks_reject_wrong_answers():
 
     with pytest.raises(WrongAnswerError):
         check("ex-transformer-lm-loss", no_ignore)
+
+
+def test_train_causal_lm_lowers_the_loss_on_a_repeated_text():
+    from dlcourse.train import train_causal_lm
+
+    torch.manual_seed(0)
+    ids = torch.arange(8).repeat(40)  # 0 1 ... 7 0 1 ...: every next token is determined
+    model = TinyGPT(8, d=16, n_layers=1, n_heads=2, max_len=16)
+    losses = train_causal_lm(model, ids, 60, batch_size=8, block=16, lr=1e-2, warmup_steps=5,
+                             generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert len(losses) == 60 and losses[-1] < 0.3 * losses[0]
+    with pytest.raises(ValueError, match="steps"):
+        train_causal_lm(model, ids, 0)

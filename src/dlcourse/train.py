@@ -57,6 +57,7 @@ __all__ = [
     "perplexity_from_probs",
     "samples_needed",
     "seed_everything",
+    "train_causal_lm",
     "trainable_names",
 ]
 
@@ -931,3 +932,46 @@ def lr_groups(model: nn.Module, head_prefix: str, head_lr: float, backbone_lr: f
         raise ValueError(f"head_prefix {head_prefix!r} matches no trainable parameter")
     backbone = [p for n, p in named if not n.startswith(head_prefix)]
     return [{"params": head, "lr": head_lr}, {"params": backbone, "lr": backbone_lr}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 5.3 and 5.4: training a causal language model on random windows of a text
+
+
+def train_causal_lm(
+    model: nn.Module,
+    ids: torch.Tensor,
+    steps: int,
+    batch_size: int = 16,
+    block: int = 64,
+    lr: float = 1e-2,
+    warmup_steps: int = 30,
+    generator: torch.Generator | None = None,
+) -> list[float]:
+    """Train ``model(x: (B, T)) -> logits (B, T, V)`` as a next-token predictor on ``ids``.
+
+    Each step draws ``batch_size`` random windows of ``block`` tokens and their shifted targets
+    (``dlcourse.text.lm_batches``), takes the mean cross-entropy
+    (``dlcourse.losses.causal_lm_loss``) and an AdamW step whose rate warms up linearly over
+    ``warmup_steps`` and then decays to 0 along a cosine (``dlcourse.optim.cosine_lr``).
+    Batches go to the model's device. Returns the training loss of every step.
+    """
+    from .losses import causal_lm_loss
+    from .optim import cosine_lr
+    from .text import lm_batches
+
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    dev = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        x, y = (t.to(dev) for t in lm_batches(ids, batch_size, block, generator=generator))
+        loss = causal_lm_loss(model(x), y, shift=False)
+        optimizer.zero_grad()
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr, warmup_steps=warmup_steps)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
